@@ -1,0 +1,207 @@
+"""ECA-ResNet backbones for MMDetection (ResNet-18/34/50/101/152, V1d form).
+
+ECA sits after the last BN of every residual block, before the residual add,
+as in the authors' ``models/eca_resnet.py``:
+
+* BasicBlock: conv1-bn1-relu-conv2-bn2 -> ECA -> (+ identity) -> relu
+* Bottleneck: conv1-bn1-relu-conv2-bn2-relu-conv3-bn3 -> ECA -> (+) -> relu
+
+The blocks subclass mmdet's and keep every option of mmdet's ``ResNet``; the
+ECA tail runs through :func:`bn_gated_residual` (one fused ``addcmul``, and no
+extra activation kept for backward).
+"""
+from typing import Optional, Sequence, Tuple, Union
+
+import torch.utils.checkpoint as cp
+from torch import Tensor
+
+from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
+from mmdet.registry import MODELS
+
+from ..checkpoint.zoo import find_preset
+from ..layers.eca import ECA, adaptive_kernel_size, check_kernel_size
+from ..layers.gated_residual import bn_gated_residual
+from .pretrained_init import StrictPretrainedMixin
+
+KernelSizes = Union[int, None, Sequence[Optional[int]]]
+
+
+class ECABasicBlock(BasicBlock):
+    """mmdet's BasicBlock with ECA after ``norm2``.
+
+    Args:
+        eca_k_size (int): Kernel size of this block's ECA.
+        Others: as mmdet's ``BasicBlock`` (which supports neither ``dcn``
+            nor ``plugins``).
+    """
+
+    def __init__(self, *args, eca_k_size: int = 3, dcn=None, plugins=None,
+                 **kwargs) -> None:
+        if dcn is not None or plugins:
+            raise ValueError(
+                'ECAResNet depth 18/34 (BasicBlock) supports neither dcn nor '
+                'plugins, as in mmdet\'s ResNet; use depth >= 50 for them.')
+        super().__init__(*args, **kwargs)
+        self.eca = ECA(self.conv2.out_channels, eca_k_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+
+        def _inner_forward(x):
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.norm1(self.conv1(x)))
+            return bn_gated_residual(
+                self.conv2(out), self.norm2, self.eca.gate, identity)
+
+        if self.with_cp and x.requires_grad:
+            out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
+        else:
+            out = _inner_forward(x)
+        return self.relu(out)
+
+
+class ECABottleneck(Bottleneck):
+    """mmdet's Bottleneck with ECA after ``norm3``.
+
+    ``after_conv3`` plugins, if any, run after ECA.
+
+    Args:
+        eca_k_size (int): Kernel size of this block's ECA.
+        Others: as mmdet's ``Bottleneck``.
+    """
+
+    def __init__(self, *args, eca_k_size: int = 3, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.eca = ECA(self.planes * self.expansion, eca_k_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+
+        def _inner_forward(x):
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.norm1(self.conv1(x)))
+            if self.with_plugins:
+                out = self.forward_plugin(out, self.after_conv1_plugin_names)
+            out = self.relu(self.norm2(self.conv2(out)))
+            if self.with_plugins:
+                out = self.forward_plugin(out, self.after_conv2_plugin_names)
+            out = self.conv3(out)
+            if self.with_plugins and self.after_conv3_plugin_names:
+                out = self.eca(self.norm3(out))
+                out = self.forward_plugin(out, self.after_conv3_plugin_names)
+                return out + identity
+            return bn_gated_residual(out, self.norm3, self.eca.gate, identity)
+
+        if self.with_cp and x.requires_grad:
+            out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
+        else:
+            out = _inner_forward(x)
+        return self.relu(out)
+
+
+def _stage_kernel_sizes(k_size: KernelSizes, num_stages: int) -> Tuple:
+    """Normalise ``k_size`` to one entry (odd int or None) per stage."""
+    if k_size is None or isinstance(k_size, int):
+        if k_size is not None:
+            check_kernel_size(k_size)
+        return (k_size, ) * num_stages
+    if not isinstance(k_size, (list, tuple)) or \
+            len(k_size) not in (num_stages, 4):
+        raise ValueError(
+            f'ECAResNet k_size must be an odd int, None (adaptive), or one '
+            f'entry per stage (layer1..layer4, {num_stages} stages built), '
+            f'got {k_size!r}')
+    for k in k_size:
+        if k is not None:
+            check_kernel_size(k)
+    return tuple(k_size[:num_stages])
+
+
+@MODELS.register_module()
+class ECAResNet(StrictPretrainedMixin, ResNet):
+    """ECA-ResNet backbone (Wang et al., CVPR 2020).
+
+    Every argument of mmdet's ``ResNet`` works unchanged (``num_stages``,
+    ``out_indices``, ``frozen_stages``, ``norm_cfg``, ``norm_eval``,
+    ``style``, ``with_cp``, ``dcn``/``stage_with_dcn``, ``plugins``,
+    ``deep_stem``/``avg_down``, ``init_cfg``).
+
+    Args:
+        depth (int, optional): 18, 34, 50, 101 or 152. May be omitted when
+            ``arch`` is given.
+        k_size (int | None | Sequence): ECA kernel size: one odd int for all
+            stages, one entry per stage (layer1..layer4), or ``None`` for the
+            paper's adaptive rule (5, 5, 5, 7 for a Bottleneck ResNet).
+            Defaults to 3.
+        arch (str, optional): A released checkpoint preset that sets depth
+            and per-stage kernel sizes, e.g. ``'eca_resnet50_k3557'``,
+            ``'eca_resnet101_k3357'``. Overrides ``k_size``.
+        init_cfg (dict, optional): ``dict(type='Pretrained',
+            checkpoint='eca://resnet101_k3357' or a path)`` loads ImageNet ECA
+            weights strictly (official ``*.pth.tar``, timm or converted
+            files); a file that does not fit raises instead of leaving weights
+            at random init.
+        **kwargs: Passed on to mmdet's ``ResNet``.
+
+    Example:
+        >>> backbone = ECAResNet(arch='eca_resnet50_k3557')
+        >>> [m.eca.k_size for m in backbone.layer2][:1]
+        [5]
+    """
+
+    arch_settings = {
+        18: (ECABasicBlock, (2, 2, 2, 2)),
+        34: (ECABasicBlock, (3, 4, 6, 3)),
+        50: (ECABottleneck, (3, 4, 6, 3)),
+        101: (ECABottleneck, (3, 4, 23, 3)),
+        152: (ECABottleneck, (3, 8, 36, 3))
+    }
+
+    def __init__(self,
+                 depth: Optional[int] = None,
+                 k_size: KernelSizes = 3,
+                 arch: Optional[str] = None,
+                 num_stages: int = 4,
+                 **kwargs) -> None:
+        if arch is not None:
+            preset = find_preset(arch)
+            if depth is not None and depth != preset['depth']:
+                raise ValueError(f"ECAResNet: depth={depth} contradicts "
+                                 f"arch='{arch}' (depth {preset['depth']})")
+            depth, k_size = preset['depth'], preset['k_size']
+        if depth not in self.arch_settings:
+            raise ValueError(
+                f'ECAResNet: invalid depth {depth!r}; choose one of '
+                f'{sorted(self.arch_settings)} or an arch preset')
+        self.arch = arch
+        self.stage_k_sizes = _stage_kernel_sizes(k_size, num_stages)
+        super().__init__(depth=depth, num_stages=num_stages, **kwargs)
+        self.stage_k_sizes = tuple(layer[0].eca.k_size
+                                   for layer in self._layers())
+        if self.zero_init_residual and kwargs.get('init_cfg') is None \
+                and kwargs.get('pretrained') is None:
+            # mmdet's ResNet only recognises its own block classes here
+            norm = 'norm2' if self.block is ECABasicBlock else 'norm3'
+            for layer in self._layers():
+                for block in layer:
+                    block.init_cfg = dict(
+                        type='Constant', val=0, override=dict(name=norm))
+
+    def _layers(self):
+        return [getattr(self, name) for name in self.res_layers]
+
+    def make_res_layer(self, **kwargs):
+        """Build stage ``len(self.res_layers)`` with its ECA kernel size."""
+        stage = len(self.res_layers)
+        k = self.stage_k_sizes[stage]
+        if k is None:
+            k = adaptive_kernel_size(kwargs['planes'] *
+                                     kwargs['block'].expansion)
+        return super().make_res_layer(eca_k_size=k, **kwargs)
+
+
+@MODELS.register_module()
+class ECAResNetV1d(ECAResNet):
+    """ECA-ResNet in the ResNet-D form (deep 3x3 stem, avg-pool shortcut),
+    the architecture of timm's ``ecaresnet50d`` / ``ecaresnet101d``."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(deep_stem=True, avg_down=True, **kwargs)

@@ -1,0 +1,37 @@
+"""``init_cfg=dict(type='Pretrained', ...)`` for ECA backbones, strict."""
+import copy
+
+from ..checkpoint.loader import load_pretrained
+
+
+class StrictPretrainedMixin:
+    """Route a ``Pretrained`` init_cfg through :func:`load_pretrained`.
+
+    Other init_cfg entries and the children's own initialisation run first
+    (as in mmengine), then the checkpoint is loaded strictly, so nothing is
+    left at random init silently. Mix into an mmengine ``BaseModule``.
+    """
+
+    def init_weights(self) -> None:
+        cfgs = self.init_cfg
+        cfgs = [cfgs] if isinstance(cfgs, dict) else list(cfgs or [])
+        pretrained = [c for c in cfgs if c.get('type') == 'Pretrained']
+        if not pretrained:
+            return super().init_weights()
+        if len(pretrained) > 1:
+            raise ValueError(f'{type(self).__name__}: more than one '
+                             f'Pretrained init_cfg given: {pretrained}')
+        cfg = copy.deepcopy(pretrained[0])
+        if 'checkpoint' not in cfg:
+            raise ValueError(f"{type(self).__name__}: init_cfg {cfg} needs "
+                             f"'checkpoint' (a path or an eca:// name)")
+        others = [c for c in cfgs if c.get('type') != 'Pretrained']
+        self.init_cfg = others or None
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = pretrained[0] if not others else \
+                others + pretrained
+        load_pretrained(self, cfg['checkpoint'],
+                        fmt=cfg.get('format', 'auto'),
+                        prefix=cfg.get('prefix'))

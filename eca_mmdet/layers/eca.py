@@ -1,0 +1,120 @@
+"""Efficient Channel Attention (ECA).
+
+Paper: "ECA-Net: Efficient Channel Attention for Deep Convolutional Neural
+Networks", Qilong Wang, Banggu Wu, Pengfei Zhu, Peihua Li, Wangmeng Zuo,
+Qinghua Hu. CVPR 2020. https://arxiv.org/abs/1910.03151
+
+ECA replaces SE's two fully-connected layers with a single 1-D convolution of
+kernel size ``k`` that slides over the channel axis of the globally pooled
+features:
+
+    y = GAP(x)                         # (N, C)
+    g = sigmoid(Conv1d_k(y))           # (N, C), k weights shared by all C
+    out = x * g                        # broadcast over H, W
+
+The layout (``eca.conv`` is an ``nn.Conv1d(1, 1, k, bias=False)``) matches the
+authors' released ImageNet checkpoints, so their state-dict keys
+``layerX.Y.eca.conv.weight`` load unchanged.
+"""
+import math
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from mmdet.registry import MODELS
+
+
+def adaptive_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
+    """Kernel size from the paper's Eq. 9, ``|log2(C)/gamma + b/gamma|_odd``.
+
+    Uses the integer form of the official code and timm:
+    ``t = int(|log2(C) + b| / gamma)``, rounded up to the next odd number.
+
+    Args:
+        channels (int): Number of channels C.
+        gamma (int): Slope of the mapping. Defaults to 2.
+        b (int): Offset of the mapping. Defaults to 1.
+
+    Returns:
+        int: An odd kernel size (5, 5, 5, 7 for C = 256, 512, 1024, 2048).
+    """
+    if not isinstance(channels, int) or channels < 1:
+        raise ValueError(f'ECA: channels must be a positive int, got '
+                         f'{channels!r}')
+    t = int(abs(math.log2(channels) + b) / gamma)
+    return t if t % 2 else t + 1
+
+
+def check_kernel_size(k_size) -> int:
+    """Validate an ECA kernel size and return it as an int.
+
+    Raises:
+        ValueError: If ``k_size`` is not a positive odd integer.
+    """
+    if isinstance(k_size, bool) or not isinstance(k_size, int) \
+            or k_size < 1 or k_size % 2 == 0:
+        raise ValueError(
+            f'ECA k_size must be a positive odd int (1, 3, 5, 7, ...) so the '
+            f'1-D convolution keeps the channel count, got {k_size!r}. Use '
+            f'k_size=None for the paper\'s adaptive rule.')
+    return k_size
+
+
+@MODELS.register_module()
+class ECA(nn.Module):
+    """Efficient Channel Attention module, usable as an mmdet ResNet plugin.
+
+    Example (mmdet's own ResNet, ECA after the last BN of each Bottleneck)::
+
+        plugins=[dict(cfg=dict(type='ECA', k_size=3), position='after_conv3')]
+
+    Args:
+        in_channels (int): Number of input channels C (given by mmdet when
+            the module is built as a plugin).
+        k_size (int, optional): Odd kernel size of the 1-D convolution.
+            ``None`` chooses it adaptively from ``in_channels`` with the
+            paper's Eq. 9. Defaults to 3.
+        gamma (int): ``gamma`` of the adaptive rule. Defaults to 2.
+        b (int): ``b`` of the adaptive rule. Defaults to 1.
+    """
+
+    _abbr_ = 'eca'
+
+    def __init__(self,
+                 in_channels: int,
+                 k_size: Optional[int] = 3,
+                 gamma: int = 2,
+                 b: int = 1) -> None:
+        super().__init__()
+        if k_size is None:
+            k_size = adaptive_kernel_size(in_channels, gamma, b)
+        self.in_channels = in_channels
+        self.k_size = check_kernel_size(k_size)
+        self.conv = nn.Conv1d(
+            1, 1, kernel_size=self.k_size, padding=(self.k_size - 1) // 2,
+            bias=False)
+
+    def gate(self, x: Tensor) -> Tensor:
+        """Attention weights ``sigmoid(conv1d(mean_hw(x)))``.
+
+        Args:
+            x (Tensor): Features of shape (N, C, H, W).
+
+        Returns:
+            Tensor: Gate of shape (N, C, 1, 1), in ``x``'s dtype.
+        """
+        n, c = x.shape[:2]
+        # mean over H, W (robust under AMP and channels_last, unlike
+        # AdaptiveAvgPool2d); the 1-D conv runs on a (N, 1, C) view.
+        y = x.mean((2, 3)).view(n, 1, c)
+        y = self.conv(y).sigmoid()
+        return y.view(n, c, 1, 1).to(x.dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return ``x`` scaled channel-wise by its ECA gate."""
+        return x * self.gate(x)
+
+    def extra_repr(self) -> str:
+        return f'in_channels={self.in_channels}, k_size={self.k_size}'
