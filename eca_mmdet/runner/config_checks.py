@@ -1,0 +1,121 @@
+"""Checks and small adaptations applied by ``tools/train.py``/``test.py``
+before mmengine's Runner is built, so that common mistakes stop at once with
+one readable message instead of a traceback from deep inside mmengine."""
+import os.path as osp
+from typing import Iterable, List, Tuple
+
+import torch
+from mmengine.config import Config
+
+DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+EVALUATORS = ('val_evaluator', 'test_evaluator')
+
+
+class ConfigError(ValueError):
+    """A config value is wrong; the message says which and how to fix it."""
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset file or folder the config points to does not exist."""
+
+
+def _innermost_dataset(ds):
+    while isinstance(ds, dict) and 'dataset' in ds:  # wrappers
+        ds = ds['dataset']
+    return ds
+
+
+def _dataset_paths(ds) -> List[Tuple[str, str]]:
+    root = ds.get('data_root') or ''
+    paths = []
+    ann = ds.get('ann_file')
+    if ann:
+        paths.append(('annotation file', osp.join(root, ann)))
+    prefix = ds.get('data_prefix') or {}
+    img = prefix.get('img') if isinstance(prefix, dict) else None
+    if img is not None:
+        paths.append(('image folder', osp.join(root, img)))
+    return paths
+
+
+def check_datasets_exist(cfg: Config,
+                         loaders: Iterable[str] = DATALOADERS) -> None:
+    """Raise :class:`DatasetNotFoundError` if a dataset is not where the
+    config says, naming the path and how to point ``data_root`` elsewhere."""
+    for name in loaders:
+        loader = cfg.get(name)
+        if not loader:
+            continue
+        ds = _innermost_dataset(loader.get('dataset', {}))
+        for what, path in _dataset_paths(ds):
+            if not osp.exists(path):
+                root = ds.get('data_root') or '.'
+                raise DatasetNotFoundError(
+                    f'{name}: {what} not found: {path}\n'
+                    f'  The config expects the dataset under data_root='
+                    f'{root!r} (for COCO: annotations/, train2017/, '
+                    f'val2017/ as MMDetection expects, see its docs).\n'
+                    f'  Put it there, or point elsewhere with '
+                    f'--data-root /path/to/coco/ (sets data_root of every '
+                    f'dataloader and the evaluator\'s ann_file).')
+
+
+def set_data_root(cfg: Config, data_root: str) -> None:
+    """Re-root every dataloader and COCO evaluator at ``data_root``."""
+    data_root = osp.join(data_root, '')
+    old_roots = set()
+    for name in DATALOADERS:
+        loader = cfg.get(name)
+        if loader:
+            ds = _innermost_dataset(loader.get('dataset', {}))
+            if ds.get('data_root'):
+                old_roots.add(ds['data_root'])
+            ds['data_root'] = data_root
+    for name in EVALUATORS:
+        evaluator = cfg.get(name)
+        if not evaluator:
+            continue
+        evals = evaluator if isinstance(evaluator, list) else [evaluator]
+        for ev in evals:
+            ann = ev.get('ann_file')
+            if ann:
+                for old in old_roots:
+                    if ann.startswith(old):
+                        ann = ann[len(old):]
+                        break
+                ev['ann_file'] = osp.join(data_root, ann)
+
+
+def _checkpoints_in(obj, found):
+    if isinstance(obj, dict):
+        if obj.get('type') == 'Pretrained' and isinstance(
+                obj.get('checkpoint'), str):
+            found.append(obj['checkpoint'])
+        for v in obj.values():
+            _checkpoints_in(v, found)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _checkpoints_in(v, found)
+    return found
+
+
+def offline_notice(cfg: Config) -> List[str]:
+    """One line per checkpoint the config would download at start-up."""
+    lines = []
+    for ckpt in _checkpoints_in(cfg.get('model', {}), []) + \
+            [cfg.get('load_from') or '']:
+        if '://' in ckpt and not ckpt.startswith('eca://'):
+            lines.append(
+                f'note: this config downloads {ckpt} at start-up (needs '
+                f'internet'
+                f'{" and torchvision" if ckpt.startswith("torchvision") else ""}'
+                f'); offline, give a local file with --cfg-options '
+                f'model.backbone.init_cfg.checkpoint=/path/to/file.pth')
+    return lines
+
+
+def setup_device(cfg: Config) -> None:
+    """Use the gloo backend for distributed runs on machines without CUDA."""
+    if not torch.cuda.is_available():
+        env = cfg.setdefault('env_cfg', {})
+        env.setdefault('dist_cfg', {})['backend'] = 'gloo'

@@ -1,0 +1,189 @@
+"""The optimised ECA block path equals the straightforward one in every mode.
+
+Reference: mmdet's own ResNet with the ECA plugin after conv3 (pool, 1-D
+conv, sigmoid, separate multiply, then ``out += identity``), loaded with the
+same weights -- the state-dict keys are identical.
+"""
+import copy
+
+import pytest
+import torch
+from mmdet.models.backbones import ResNet
+
+import eca_mmdet  # noqa: F401
+from eca_mmdet.backbones import ECAResNet
+from eca_mmdet.backbones.eca_resnet import ECABottleneck
+from eca_mmdet.layers import gated_residual
+from conftest import randomize_bn
+
+PLUGIN = [dict(cfg=dict(type='mmdet.ECA', k_size=None),
+               position='after_conv3')]
+
+
+def pair(**kw):
+    kw.setdefault('depth', 50)
+    ours = ECAResNet(k_size=None, **kw)
+    ours.init_weights()
+    randomize_bn(ours)
+    with torch.no_grad():
+        for n, p in ours.named_parameters():
+            if n.endswith('eca.conv.weight'):
+                p.copy_(torch.randn_like(p))
+    ref = ResNet(plugins=PLUGIN, **kw)
+    ref.load_state_dict(ours.state_dict(), strict=True)
+    return ours, ref
+
+
+def run(model, x, train):
+    model.train(train)
+    x = x.clone().requires_grad_(train)
+    outs = model(x)
+    if not train:
+        return [o.detach() for o in outs], None
+    torch.manual_seed(5)
+    weights = [torch.randn_like(o) for o in outs]
+    sum((o * w).sum() for o, w in zip(outs, weights)).backward()
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()
+             if p.grad is not None}
+    grads['input'] = x.grad
+    return [o.detach() for o in outs], grads
+
+
+def assert_same(ours, ref, x, train, atol=1e-5, rtol=1e-5):
+    o1, g1 = run(ours, x, train)
+    o2, g2 = run(ref, x, train)
+    for a, b in zip(o1, o2):
+        torch.testing.assert_close(a, b, atol=atol, rtol=rtol)
+    if train:
+        assert g1.keys() == g2.keys()
+        for k in g1:
+            scale = g2[k].abs().max().clamp_min(1.0)
+            torch.testing.assert_close(g1[k] / scale, g2[k] / scale,
+                                       atol=atol, rtol=rtol, msg=k)
+        # running statistics were updated identically
+        for (n, b1), (_, b2) in zip(ours.named_buffers(),
+                                    ref.named_buffers()):
+            torch.testing.assert_close(b1, b2, atol=1e-6, rtol=1e-6, msg=n)
+
+
+@pytest.fixture
+def x():
+    return torch.randn(2, 3, 64, 64)
+
+
+def test_default_backbone_uses_optimised_path(monkeypatch, x):
+    calls = []
+    orig = gated_residual._GatedResidual.apply
+    monkeypatch.setattr(gated_residual._GatedResidual, 'apply',
+                        lambda *a: calls.append(1) or orig(*a))
+    m = ECAResNet(depth=50)
+    assert isinstance(m.layer1[0], ECABottleneck)
+    run(m, x, train=True)
+    assert len(calls) == 16  # every Bottleneck of ResNet-50
+
+
+@pytest.mark.parametrize('train', [True, False])
+def test_train_and_eval(x, train):
+    ours, ref = pair(norm_eval=False)
+    assert_same(ours, ref, x, train)
+
+
+def test_norm_eval(x):
+    ours, ref = pair(norm_eval=True)
+    assert_same(ours, ref, x, train=True)
+
+
+def test_with_cp(x):
+    ours, ref = pair(norm_eval=False, with_cp=True)
+    assert_same(ours, ref, x, train=True)
+
+
+def test_frozen_stages_and_caffe_style(x):
+    ours, ref = pair(frozen_stages=2, style='caffe', norm_eval=False)
+    assert_same(ours, ref, x, train=True)
+
+
+def test_channels_last(x):
+    ours, ref = pair(norm_eval=False)
+    ours = ours.to(memory_format=torch.channels_last)
+    ref = ref.to(memory_format=torch.channels_last)
+    assert_same(ours, ref, x.to(memory_format=torch.channels_last),
+                train=True)
+
+
+def test_bf16_autocast(x):
+    ours, ref = pair(norm_eval=False)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        o1, g1 = run(ours, x, True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        o2, g2 = run(ref, x, True)
+    # both run the same bf16 kernels; differences are bf16 rounding only
+    for a, b in zip(o1, o2):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(a.float(), b.float(), atol=0.1, rtol=0.05)
+    # and the bf16 result is close to the fp32 reference formula
+    o3, _ = run(copy.deepcopy(ref), x, True)
+    rel = (o1[-1].float() - o3[-1]).norm() / o3[-1].norm()
+    assert rel < 0.05
+
+
+def test_inference_under_no_grad_and_inference_mode(x):
+    ours, ref = pair()
+    ours.eval()
+    ref.eval()
+    with torch.inference_mode():
+        a = ours(x)
+        b = ref(x)
+    for u, v in zip(a, b):
+        torch.testing.assert_close(u, v, atol=1e-5, rtol=1e-5)
+
+
+def test_torch_compile_block_fullgraph_matches():
+    torch.manual_seed(0)
+    block = ECABottleneck(inplanes=64, planes=16, eca_k_size=3)
+    randomize_bn(block)
+    ref = copy.deepcopy(block)
+    x = torch.randn(2, 64, 8, 8)
+    # fullgraph=True raises on any graph break inside the block
+    compiled = torch.compile(block, fullgraph=True, backend='aot_eager')
+    for train in (True, False):
+        block.train(train)
+        ref.train(train)
+        xi = x.clone().requires_grad_(train)
+        xr = x.clone().requires_grad_(train)
+        a, b = compiled(xi), ref(xr)
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        if train:
+            a.square().sum().backward()
+            b.square().sum().backward()
+            torch.testing.assert_close(xi.grad, xr.grad, atol=1e-5,
+                                       rtol=1e-5)
+            torch.testing.assert_close(block.eca.conv.weight.grad,
+                                       ref.eca.conv.weight.grad, atol=1e-5,
+                                       rtol=1e-5)
+
+
+def test_backward_does_not_keep_the_normalised_activation():
+    """The fused path saves bn3's input (already saved by BN) instead of
+    bn3's output: count bytes of tensors kept for backward."""
+    def saved_bytes(model, x):
+        seen = {}
+
+        def pack(t):
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = model(x)
+        return sum(seen.values()), out
+
+    ours, ref = pair(norm_eval=False)
+    ours.train()
+    ref.train()
+    x = torch.randn(2, 3, 64, 64)
+    b1, _ = saved_bytes(ours, x)
+    b2, _ = saved_bytes(ref, x)
+    plain = ResNet(depth=50, norm_eval=False).train()
+    b0, _ = saved_bytes(plain, x)
+    assert b2 > b0 * 1.1          # the naive plugin keeps much more
+    assert b1 < b0 * 1.01         # ours keeps what plain ResNet keeps

@@ -1,0 +1,264 @@
+#!/usr/bin/env python
+"""Wall time, throughput and peak memory: plain vs ECA vs naive ECA vs SE.
+
+Variants (same depth, same weights init, same input):
+
+* ``plain``  -- mmdet's ``ResNet``
+* ``eca``    -- our ``ECAResNet`` (fused gate+residual, lean backward)
+* ``naive``  -- mmdet's ``ResNet`` + the ``ECA`` plugin after conv3: pool,
+  1-D conv, sigmoid, separate full-size multiply (the straightforward port)
+* ``se``     -- mmdet's ``ResNet`` + the ``SE`` plugin (reduction 16)
+
+Timing interleaves the variants round by round (so drift of a shared
+machine hits all of them alike) and reports the median with min/max over
+``--repeats`` rounds after ``--warmup`` rounds; ratios are to ``plain`` from
+the same run. Peak memory is measured in a fresh subprocess per variant:
+CPU ``ru_maxrss`` growth over the built model, or CUDA
+``max_memory_allocated``.
+
+Examples::
+
+    python tools/analysis/benchmark.py                       # backbone R-50/101, CPU
+    python tools/analysis/benchmark.py --task detector       # Faster R-CNN R-101 predict
+    python tools/analysis/benchmark.py --device cuda --size 800 1216
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+VARIANTS = ('plain', 'eca', 'naive', 'se')
+
+
+def build_backbone(variant, depth):
+    from mmdet.models.backbones import ResNet
+
+    import eca_mmdet  # noqa: F401
+    from eca_mmdet.backbones import ECAResNet
+    common = dict(depth=depth, norm_eval=False, frozen_stages=-1)
+    if variant == 'plain':
+        return ResNet(**common)
+    if variant == 'eca':
+        return ECAResNet(k_size=None, **common)
+    plugin = dict(type='mmdet.ECA', k_size=None) if variant == 'naive' \
+        else dict(type='mmdet.SE', reduction=16)
+    return ResNet(plugins=[dict(cfg=plugin, position='after_conv3')],
+                  **common)
+
+
+DETECTOR_CONFIGS = {
+    'plain': 'configs/baselines/faster_rcnn_r{d}.py',
+    'eca': 'configs/faster_rcnn_eca_r{d}.py',
+    'se': 'configs/baselines/faster_rcnn_se_r{d}.py',
+}
+
+
+def build_detector(variant, depth):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import eca_mmdet  # noqa: F401
+    from mmdet.registry import MODELS
+    init_default_scope('mmdet')
+    if variant == 'naive':
+        cfg = Config.fromfile(osp.join(ROOT, DETECTOR_CONFIGS['plain']
+                                       .format(d=depth)))
+        cfg.model.backbone.plugins = [dict(
+            cfg=dict(type='ECA', k_size=None), position='after_conv3')]
+    else:
+        cfg = Config.fromfile(osp.join(ROOT, DETECTOR_CONFIGS[variant]
+                                       .format(d=depth)))
+    cfg.model.backbone.init_cfg = None
+    if variant == 'eca':
+        cfg.model.backbone.pop('arch', None)
+        cfg.model.backbone.k_size = None
+    return MODELS.build(cfg.model)
+
+
+def build(task, variant, depth, device):
+    import torch
+    torch.manual_seed(0)
+    model = build_backbone(variant, depth) if task == 'backbone' \
+        else build_detector(variant, depth)
+    model.init_weights()
+    return model.to(device)
+
+
+def make_step(task, model, mode, batch, size, device):
+    """Return a zero-argument callable running one step."""
+    import torch
+    h, w = size
+    if task == 'backbone':
+        x = torch.randn(batch, 3, h, w, device=device)
+        if mode == 'inference':
+            model.eval()
+
+            def step():
+                with torch.no_grad():
+                    return model(x)
+        else:
+            model.train()
+
+            def step():
+                outs = model(x)
+                sum(o.float().mean() for o in outs).backward()
+        return step
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    model.eval()
+    inputs = torch.randn(batch, 3, h, w, device=device)
+    samples = []
+    for _ in range(batch):
+        s = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
+                                        pad_shape=(h, w),
+                                        batch_input_shape=(h, w),
+                                        scale_factor=(1.0, 1.0)))
+        s.gt_instances = InstanceData()
+        samples.append(s)
+
+    def step():
+        with torch.no_grad():
+            return model(inputs, samples, mode='predict')
+    return step
+
+
+def sync(device):
+    import torch
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def time_variants(args, variants):
+    steps = {}
+    for v in variants:
+        model = build(args.task, v, args.depth, args.device)
+        steps[v] = make_step(args.task, model, args.mode, args.batch,
+                             args.size, args.device)
+    times = {v: [] for v in variants}
+    for r in range(args.warmup + args.repeats):
+        for v in variants:
+            sync(args.device)
+            t = time.perf_counter()
+            steps[v]()
+            sync(args.device)
+            if r >= args.warmup:
+                times[v].append(time.perf_counter() - t)
+    return times
+
+
+def memory_worker(args):
+    """Run in a subprocess: peak memory of one step of one variant."""
+    import torch
+    model = build(args.task, args.variant, args.depth, args.device)
+    step = make_step(args.task, model, args.mode, args.batch, args.size,
+                     args.device)
+    if args.device.startswith('cuda'):
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        step()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 \
+            - base
+    print(json.dumps(dict(peak_bytes=peak)))
+
+
+def measure_memory(args, variant):
+    cmd = [sys.executable, osp.abspath(__file__), '--_memory-worker',
+           variant, '--task', args.task, '--mode', args.mode, '--depth',
+           str(args.depth), '--batch', str(args.batch), '--size',
+           *map(str, args.size), '--device', args.device,
+           '--threads', str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])['peak_bytes']
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--task', choices=['backbone', 'detector'],
+                   default='backbone')
+    p.add_argument('--mode', choices=['inference', 'training'],
+                   default='inference')
+    p.add_argument('--depth', type=int, default=50, choices=[50, 101])
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--size', type=int, nargs=2, default=[800, 1216],
+                   metavar=('H', 'W'))
+    p.add_argument('--variants', nargs='+', default=list(VARIANTS),
+                   choices=VARIANTS)
+    p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--repeats', type=int, default=7)
+    p.add_argument('--memory', action='store_true',
+                   help='also measure peak memory (one subprocess each)')
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--threads', type=int, default=os.cpu_count() or 1)
+    p.add_argument('--json', help='write results here')
+    p.add_argument('--_memory-worker', dest='variant', help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+    torch.set_num_threads(args.threads)
+    if args.variant:
+        return memory_worker(args)
+    if args.task == 'detector' and args.mode == 'training':
+        raise SystemExit('detector benchmark measures the predict step; use '
+                         '--mode inference')
+    variants = [v for v in args.variants]
+    if 'plain' not in variants:
+        variants.insert(0, 'plain')
+    times = time_variants(args, variants)
+    base = statistics.median(times['plain'])
+    rows = []
+    for v in variants:
+        med = statistics.median(times[v])
+        row = dict(variant=v, median_s=med, min_s=min(times[v]),
+                   max_s=max(times[v]), ratio=med / base,
+                   images_per_s=args.batch / med)
+        rows.append(row)
+    if args.memory:
+        mems = {v: measure_memory(args, v) for v in variants}
+        for row in rows:
+            row['peak_mib'] = mems[row['variant']] / 2**20
+            row['mem_ratio'] = mems[row['variant']] / mems['plain']
+    dev = args.device if not args.device.startswith('cuda') else \
+        torch.cuda.get_device_name()
+    title = (f'{args.task} R-{args.depth} {args.mode}, batch {args.batch}, '
+             f'{args.size[0]}x{args.size[1]}, {dev}, {args.threads} threads, '
+             f'median of {args.repeats} after {args.warmup} warm-up')
+    print(title)
+    head = f'{"variant":<8} {"median s":>9} {"min s":>8} {"max s":>8} ' \
+           f'{"img/s":>7} {"time x":>7}'
+    if args.memory:
+        head += f' {"peak MiB":>9} {"mem x":>6}'
+    print(head)
+    for r in rows:
+        line = (f'{r["variant"]:<8} {r["median_s"]:9.4f} {r["min_s"]:8.4f} '
+                f'{r["max_s"]:8.4f} {r["images_per_s"]:7.2f} '
+                f'{r["ratio"]:7.3f}')
+        if args.memory:
+            line += f' {r["peak_mib"]:9.0f} {r["mem_ratio"]:6.3f}'
+        print(line)
+    if args.json:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(dict(title=title, args=vars(args), rows=rows), f,
+                      indent=2)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
