@@ -46,6 +46,7 @@ def test_kernel_size_forms():
     assert ECAResNet(depth=18, k_size=(3, 5, 7, 7)).stage_k_sizes == \
         (3, 5, 7, 7)
     assert ECAResNet(depth=50, num_stages=3, k_size=(3, 5, 5, 7),
+                     strides=(1, 2, 2), dilations=(1, 1, 1),
                      out_indices=(0, 1, 2)).stage_k_sizes == (3, 5, 5)
     # BasicBlock ECA sees `planes` channels: 64..512 -> 3, 5, 5, 5
     assert ECAResNet(depth=18, k_size=None).stage_k_sizes == (3, 5, 5, 5)
@@ -69,7 +70,8 @@ def test_bad_arguments_are_clear_errors(kwargs, match):
 def test_outputs_match_plain_resnet_shapes(depth):
     x = torch.randn(1, 3, 64, 64)
     eca = ECAResNet(depth=depth).eval()
-    plain = ResNet(depth=depth).eval()
+    plain = ResNet(depth=depth)
+    plain.eval()  # mmdet's ResNet.train() returns None
     with torch.no_grad():
         a, b = eca(x), plain(x)
     assert [t.shape for t in a] == [t.shape for t in b]
@@ -118,7 +120,8 @@ def test_eca_plugin_in_mmdet_resnet_and_resnext():
             3 * 16
         assert 'layer1.0.eca.conv.weight' in m.state_dict()
         x = torch.randn(1, 3, 64, 64, requires_grad=True)
-        out = m.train()(x)
+        m.train()
+        out = m(x)
         sum(o.sum() for o in out).backward()
         assert m.layer3[0].eca.conv.weight.grad is not None
 

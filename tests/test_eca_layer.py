@@ -35,7 +35,7 @@ def test_eca_matches_reference_formula(k):
     with torch.no_grad():
         m.conv.weight.copy_(torch.randn(1, 1, k))
     x = torch.randn(2, 12, 5, 4)
-    ref = reference_eca(x.double().numpy(), m.conv.weight.double().view(-1)
+    ref = reference_eca(x.double().numpy(), m.conv.weight.detach().double().view(-1)
                         .numpy())
     out = m(x)
     np.testing.assert_allclose(out.detach().double().numpy(), ref,

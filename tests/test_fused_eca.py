@@ -3,6 +3,12 @@
 Reference: mmdet's own ResNet with the ECA plugin after conv3 (pool, 1-D
 conv, sigmoid, separate multiply, then ``out += identity``), loaded with the
 same weights -- the state-dict keys are identical.
+
+Whole backbones are compared in float64: a 50-layer network in training mode
+with batch statistics over tiny inputs is ill-conditioned (fp32 rounding alone
+moves the reference's own layer4 ECA gradients by >100% against float64), so
+only float64 separates a real difference from rounding there. Single blocks
+are compared in float32 at 1e-5.
 """
 import copy
 
@@ -20,7 +26,7 @@ PLUGIN = [dict(cfg=dict(type='mmdet.ECA', k_size=None),
                position='after_conv3')]
 
 
-def pair(**kw):
+def pair(dtype=torch.float64, **kw):
     kw.setdefault('depth', 50)
     ours = ECAResNet(k_size=None, **kw)
     ours.init_weights()
@@ -31,17 +37,19 @@ def pair(**kw):
                 p.copy_(torch.randn_like(p))
     ref = ResNet(plugins=PLUGIN, **kw)
     ref.load_state_dict(ours.state_dict(), strict=True)
-    return ours, ref
+    return ours.to(dtype), ref.to(dtype)
 
 
 def run(model, x, train):
+    model.zero_grad(set_to_none=True)
     model.train(train)
     x = x.clone().requires_grad_(train)
     outs = model(x)
     if not train:
         return [o.detach() for o in outs], None
     torch.manual_seed(5)
-    weights = [torch.randn_like(o) for o in outs]
+    weights = [torch.randn(o.shape, dtype=torch.float64).to(o.dtype)
+               for o in outs]
     sum((o * w).sum() for o, w in zip(outs, weights)).backward()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()
              if p.grad is not None}
@@ -49,7 +57,7 @@ def run(model, x, train):
     return [o.detach() for o in outs], grads
 
 
-def assert_same(ours, ref, x, train, atol=1e-5, rtol=1e-5):
+def assert_same(ours, ref, x, train, atol=1e-10, rtol=1e-10):
     o1, g1 = run(ours, x, train)
     o2, g2 = run(ref, x, train)
     for a, b in zip(o1, o2):
@@ -68,7 +76,28 @@ def assert_same(ours, ref, x, train, atol=1e-5, rtol=1e-5):
 
 @pytest.fixture
 def x():
-    return torch.randn(2, 3, 64, 64)
+    return torch.randn(2, 3, 64, 64, dtype=torch.float64)
+
+
+def block_pair(k=5, **kw):
+    """Our ECABottleneck and mmdet's Bottleneck + ECA plugin, fp32."""
+    from mmdet.models.backbones.resnet import Bottleneck
+    kw = dict(inplanes=64, planes=16, **kw)
+    ours = ECABottleneck(eca_k_size=k, **kw)
+    randomize_bn(ours)
+    with torch.no_grad():
+        ours.eca.conv.weight.copy_(torch.randn(1, 1, k))
+    ref = Bottleneck(plugins=[dict(cfg=dict(type='mmdet.ECA', k_size=k),
+                                   position='after_conv3')], **kw)
+    ref.load_state_dict(ours.state_dict(), strict=True)
+    return ours, ref
+
+
+@pytest.mark.parametrize('train', [True, False])
+def test_single_block_fp32_within_1e5(train):
+    ours, ref = block_pair()
+    x = torch.randn(4, 64, 12, 12)
+    assert_same(ours, ref, x, train, atol=1e-5, rtol=1e-5)
 
 
 def test_default_backbone_uses_optimised_path(monkeypatch, x):
@@ -78,7 +107,7 @@ def test_default_backbone_uses_optimised_path(monkeypatch, x):
                         lambda *a: calls.append(1) or orig(*a))
     m = ECAResNet(depth=50)
     assert isinstance(m.layer1[0], ECABottleneck)
-    run(m, x, train=True)
+    run(m, x.float(), train=True)
     assert len(calls) == 16  # every Bottleneck of ResNet-50
 
 
@@ -109,22 +138,6 @@ def test_channels_last(x):
     ref = ref.to(memory_format=torch.channels_last)
     assert_same(ours, ref, x.to(memory_format=torch.channels_last),
                 train=True)
-
-
-def test_bf16_autocast(x):
-    ours, ref = pair(norm_eval=False)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        o1, g1 = run(ours, x, True)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        o2, g2 = run(ref, x, True)
-    # both run the same bf16 kernels; differences are bf16 rounding only
-    for a, b in zip(o1, o2):
-        assert a.dtype == b.dtype
-        torch.testing.assert_close(a.float(), b.float(), atol=0.1, rtol=0.05)
-    # and the bf16 result is close to the fp32 reference formula
-    o3, _ = run(copy.deepcopy(ref), x, True)
-    rel = (o1[-1].float() - o3[-1]).norm() / o3[-1].norm()
-    assert rel < 0.05
 
 
 def test_inference_under_no_grad_and_inference_mode(x):
@@ -165,25 +178,59 @@ def test_torch_compile_block_fullgraph_matches():
 
 def test_backward_does_not_keep_the_normalised_activation():
     """The fused path saves bn3's input (already saved by BN) instead of
-    bn3's output: count bytes of tensors kept for backward."""
+    bn3's output: count bytes of activations kept for backward."""
     def saved_bytes(model, x):
+        params = {p.untyped_storage().data_ptr() for p in model.parameters()}
         seen = {}
 
         def pack(t):
-            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            ptr = t.untyped_storage().data_ptr()
+            if ptr not in params:
+                seen[ptr] = t.untyped_storage().nbytes()
             return t
 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             out = model(x)
         return sum(seen.values()), out
 
-    ours, ref = pair(norm_eval=False)
-    ours.train()
-    ref.train()
-    x = torch.randn(2, 3, 64, 64)
+    ours, ref = pair(torch.float32, norm_eval=False)
+    plain = ResNet(depth=50, norm_eval=False)
+    for m in (ours, ref, plain):
+        m.train()
+    x = torch.randn(2, 3, 160, 160)
+    b0, _ = saved_bytes(plain, x)
     b1, _ = saved_bytes(ours, x)
     b2, _ = saved_bytes(ref, x)
-    plain = ResNet(depth=50, norm_eval=False).train()
-    b0, _ = saved_bytes(plain, x)
-    assert b2 > b0 * 1.1          # the naive plugin keeps much more
+    assert b2 > b0 * 1.15         # the naive plugin keeps bn3's output too
     assert b1 < b0 * 1.01         # ours keeps what plain ResNet keeps
+
+
+def test_bf16_autocast_block():
+    """Under bf16 autocast ours and the reference run the same bf16 kernels
+    and keep the same dtypes; both stay as close to the fp32 result as bf16
+    allows (errors summed over three random blocks, as single bf16
+    gradients scatter)."""
+    def err(u, v):
+        return ((u.float() - v).norm() / v.norm()).item()
+
+    total = {'ours': 0.0, 'ref': 0.0}
+    for seed in range(3):
+        for train in (True, False):
+            torch.manual_seed(seed)
+            ours, ref = block_pair()
+            fp32 = copy.deepcopy(ref)  # same BN running stats
+            x = torch.randn(4, 64, 12, 12)
+            with torch.autocast('cpu', dtype=torch.bfloat16):
+                a, ga = run(ours, x, train)
+                b, gb = run(ref, x, train)
+            f, gf = run(fp32, x, train)
+            for u, v, w in zip(a, b, f):
+                assert u.dtype == v.dtype == torch.bfloat16
+                assert err(u, w) < 3e-2  # bf16 has 8 mantissa bits
+                assert err(u, w) <= 1.5 * err(v, w) + 1e-3
+            if train:
+                for k in gf:
+                    assert ga[k].dtype == gb[k].dtype, k
+                    total['ours'] += err(ga[k], gf[k])
+                    total['ref'] += err(gb[k], gf[k])
+    assert total['ours'] <= 1.5 * total['ref'], total

@@ -185,6 +185,12 @@ class ECAResNet(StrictPretrainedMixin, ResNet):
                     block.init_cfg = dict(
                         type='Constant', val=0, override=dict(name=norm))
 
+    def train(self, mode: bool = True):
+        """As mmdet's ResNet (frozen stages, ``norm_eval``), returning
+        ``self`` like ``nn.Module.train``."""
+        super().train(mode)
+        return self
+
     def _layers(self):
         return [getattr(self, name) for name in self.res_layers]
 

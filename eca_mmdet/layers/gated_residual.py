@@ -31,21 +31,27 @@ class _GatedResidual(torch.autograd.Function):
     def forward(ctx, z: Tensor, gate: Tensor, identity: Tensor, src: Tensor,
                 scale: Tensor, shift: Tensor) -> Tensor:
         ctx.save_for_backward(gate, src, scale, shift)
-        return torch.addcmul(identity, z, gate)
+        ctx.identity_dtype = identity.dtype
+        return torch.addcmul(identity, z, gate).to(z.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         gate, src, scale, shift = ctx.saved_tensors
         grad_z = grad_gate = None
         if ctx.needs_input_grad[0]:
-            grad_z = grad * gate
+            grad_z = (grad * gate).to(src.dtype)
         if ctx.needs_input_grad[1]:
-            # contraction over H*W without a full-size temporary
-            g_src = torch.einsum('nchw,nchw->nc', grad, src.to(grad.dtype))
-            g_one = grad.sum((2, 3))
+            # The two terms can nearly cancel (when |mean| >> std of
+            # ``src``), so reduce in at least float32; in float32/64 the
+            # einsum contracts over H*W without a full-size temporary.
+            acc = torch.promote_types(grad.dtype, torch.float32)
+            g = grad.to(acc)
+            g_src = torch.einsum('nchw,nchw->nc', g, src.to(acc))
+            g_one = g.sum((2, 3))
             grad_gate = (g_src * scale + g_one * shift).to(gate.dtype)
             grad_gate = grad_gate.view(gate.shape)
-        grad_identity = grad if ctx.needs_input_grad[2] else None
+        grad_identity = grad.to(ctx.identity_dtype) \
+            if ctx.needs_input_grad[2] else None
         return grad_z, grad_gate, grad_identity, None, None, None
 
 
@@ -96,9 +102,12 @@ def bn_gated_residual(x: Tensor, bn: nn.Module, gate_fn: Callable[[Tensor],
     """
     if not torch.is_grad_enabled():
         z = bn(x)
-        return torch.addcmul(identity, z, gate_fn(z))
+        return torch.addcmul(identity, z, gate_fn(z)).to(z.dtype)
     z, scale, shift = _affine_of_bn(bn, x)
     gate = gate_fn(z)
+    # like mmdet's in-place ``out += identity``, the result has the residual
+    # branch's dtype (under autocast the identity may be wider: the add
+    # then runs in the wider type and is rounded once, as in-place add does)
     if scale is None:
-        return torch.addcmul(identity, z, gate)
+        return torch.addcmul(identity, z, gate).to(z.dtype)
     return _GatedResidual.apply(z, gate, identity, x, scale, shift)

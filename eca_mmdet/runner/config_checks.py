@@ -115,7 +115,10 @@ def offline_notice(cfg: Config) -> List[str]:
 
 
 def setup_device(cfg: Config) -> None:
-    """Use the gloo backend for distributed runs on machines without CUDA."""
+    """Use the gloo backend for distributed runs on machines without CUDA
+    (see :mod:`.cpu_distributed`)."""
     if not torch.cuda.is_available():
         env = cfg.setdefault('env_cfg', {})
         env.setdefault('dist_cfg', {})['backend'] = 'gloo'
+        from .cpu_distributed import setup_cpu_distributed
+        setup_cpu_distributed(cfg)
