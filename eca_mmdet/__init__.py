@@ -12,11 +12,14 @@ Use from any mmdet config::
 from .backbones import (ECAMobileNetV2, ECAResNet, ECAResNetV1d)  # noqa
 from .checkpoint.mmengine_scheme import register_schemes
 from .checkpoint.safe_load import allow_mmengine_types
+from .engine import (FiniteLossHook, SafeCheckpointHook,  # noqa
+                     register_atomic_backend)
 from .layers import ECA  # noqa
 from .registry import register_in_mmcv
 from .version import __version__  # noqa
 
 allow_mmengine_types()
+register_atomic_backend()
 register_schemes()
 register_in_mmcv()
 

@@ -51,13 +51,15 @@ def ap_table(metrics):
     return '\n'.join([head, sep] + rows)
 
 
-def draw_predictions(runner, cfg, out_file, num=6, score_thr=0.3):
-    """Paint predictions of the trained model on a few val images."""
+def draw_predictions(runner, cfg, out_file, num=6, score_thr=0.5,
+                     zoom=3):
+    """Paint predictions of the trained model on a few val images, enlarged
+    ``zoom`` times so that labels stay readable on 128-pixel images."""
     import mmcv
     import numpy as np
+    import torch.nn.functional as F
     from mmdet.apis import inference_detector
     from mmdet.registry import VISUALIZERS
-    from mmengine.dataset import Compose  # noqa: F401
 
     model = runner.model
     model.cfg = cfg
@@ -71,11 +73,20 @@ def draw_predictions(runner, cfg, out_file, num=6, score_thr=0.3):
         path = ds.get_data_info(i)['img_path']
         img = mmcv.imread(path, channel_order='rgb')
         result = inference_detector(model, path)
-        visualizer.add_datasample('pred', img, result, draw_gt=False,
+        pred = result.pred_instances
+        pred = pred[pred.scores >= score_thr]
+        pred.bboxes = pred.bboxes * zoom
+        if 'masks' in pred and len(pred):
+            pred.masks = F.interpolate(pred.masks[:, None].float(),
+                                       scale_factor=zoom)[:, 0] > 0.5
+        result.pred_instances = pred
+        big = mmcv.imrescale(img, zoom, interpolation='nearest')
+        visualizer.add_datasample('pred', big, result, draw_gt=False,
                                   pred_score_thr=score_thr, show=False)
-        pred = visualizer.get_image()
-        tiles.append(mmcv.imresize(pred, (256, 256)))
-    grid = np.concatenate(tiles, axis=1)
+        tiles.append(visualizer.get_image())
+    grid = np.concatenate([np.concatenate(tiles[:3], 1),
+                           np.concatenate(tiles[3:6], 1)], 0) \
+        if len(tiles) == 6 else np.concatenate(tiles, 1)
     mmcv.imwrite(grid[..., ::-1], out_file)
     return out_file
 
@@ -88,6 +99,7 @@ def main(argv=None):
 
     import eca_mmdet  # noqa: F401
     from eca_mmdet.datasets import generate_dataset
+    from eca_mmdet.runner import use_safe_training_hooks
     from mmengine.config import Config
     from mmengine.runner import Runner
 
@@ -108,10 +120,11 @@ def main(argv=None):
             if s.get('by_epoch', False) or s.type == 'CosineAnnealingLR':
                 s.T_max = s.end = args.epochs
     # evaluate once, after training (below), not inside the training loop
-    cfg.train_cfg.val_interval = cfg.train_cfg.max_epochs + 1
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.work_dir = args.work_dir
     cfg.randomness = dict(seed=args.seed)
     cfg.resume = bool(args.resume)
+    use_safe_training_hooks(cfg)
     if args.resume and not osp.isfile(osp.join(args.work_dir,
                                                'last_checkpoint')):
         print(f'note: --resume: no checkpoint in {args.work_dir} yet, '

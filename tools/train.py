@@ -48,7 +48,7 @@ def parse_args(argv=None):
 
 def build_cfg(args):
     from eca_mmdet.runner import (check_datasets_exist, set_data_root,
-                                  setup_device)
+                                  setup_device, use_safe_training_hooks)
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file not found: {args.config}')
     cfg = Config.fromfile(args.config)
@@ -81,6 +81,7 @@ def build_cfg(args):
                                     f'{args.resume}')
         cfg.resume = True
         cfg.load_from = args.resume
+    use_safe_training_hooks(cfg)
     setup_device(cfg)
     check_datasets_exist(cfg)
     return cfg
@@ -90,6 +91,7 @@ def main(argv=None):
     args = parse_args(argv)
     import eca_mmdet  # noqa: F401  (registers modules, safe loading)
     from eca_mmdet.checkpoint import CheckpointError
+    from eca_mmdet.engine import NonFiniteLossError
     from eca_mmdet.runner import ConfigError, offline_notice
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
@@ -103,8 +105,8 @@ def main(argv=None):
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
             else RUNNERS.build(cfg)
         runner.train()
-    except (FileNotFoundError, CheckpointError, ConfigError,
-            ValueError) as e:
+    except (FileNotFoundError, CheckpointError, ConfigError, ValueError,
+            NonFiniteLossError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     return 0

@@ -3,9 +3,10 @@
 # and instance masks), small enough to train on 2 CPU cores in minutes.
 # Run it with `make demo` (tools/demo.py generates the data first).
 #
-# Sized for the CPU: narrow FPN/heads (64 channels), RoIAlign with
-# sampling_ratio=2, 128 sampled RoIs and 300 proposals per image; no ImageNet
-# init (nothing can be downloaded offline).
+# Sized for the CPU: a half-width ECA-ResNet-18 (32-256 channels), 128-channel
+# FPN/heads, RoIAlign sampling_ratio 2 (box) / 1 (mask), 32 sampled RoIs and
+# 200 proposals per image in training; no ImageNet init (nothing can be
+# downloaded offline).
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['eca_mmdet'], allow_failed_imports=False)
@@ -13,17 +14,18 @@ custom_imports = dict(imports=['eca_mmdet'], allow_failed_imports=False)
 classes = ('circle', 'rectangle', 'triangle', 'cross')
 data_root = 'data/synthetic_shapes/'
 num_classes = len(classes)
-ch = 64  # FPN and head width
+ch = 128  # FPN and head width
 
 model = dict(
     backbone=dict(
         _delete_=True,
         type='ECAResNet',
         arch='eca_resnet18_k3577',
+        base_channels=32,  # half width: 128-pixel shapes need no more
         frozen_stages=-1,
         norm_eval=False,
         init_cfg=None),
-    neck=dict(in_channels=[64, 128, 256, 512], out_channels=ch),
+    neck=dict(in_channels=[32, 64, 128, 256], out_channels=ch),
     rpn_head=dict(
         in_channels=ch,
         feat_channels=ch,
@@ -34,15 +36,15 @@ model = dict(
         bbox_head=dict(
             in_channels=ch, fc_out_channels=256, num_classes=num_classes),
         mask_roi_extractor=dict(
-            roi_layer=dict(sampling_ratio=2), out_channels=ch),
+            roi_layer=dict(sampling_ratio=1), out_channels=ch),
         mask_head=dict(
             num_convs=2,
             in_channels=ch,
             conv_out_channels=ch,
             num_classes=num_classes)),
     train_cfg=dict(
-        rpn_proposal=dict(nms_pre=1000, max_per_img=300),
-        rcnn=dict(sampler=dict(num=128))),
+        rpn_proposal=dict(nms_pre=500, max_per_img=200),
+        rcnn=dict(sampler=dict(num=32))),
     test_cfg=dict(
         rpn=dict(nms_pre=500, max_per_img=300),
         rcnn=dict(max_per_img=50)))
@@ -66,7 +68,7 @@ test_pipeline = [
                     'scale_factor'))
 ]
 train_dataloader = dict(
-    batch_size=8,
+    batch_size=4,
     num_workers=1,
     persistent_workers=True,
     dataset=dict(
@@ -90,18 +92,18 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/val.json')
 test_evaluator = val_evaluator
 
-max_epochs = 12
+max_epochs = 18
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(
-    optimizer=dict(lr=0.04, momentum=0.9, weight_decay=1e-4),
+    optimizer=dict(lr=0.02, momentum=0.9, weight_decay=1e-4),
     clip_grad=dict(max_norm=35, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=100),
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=4e-4,
+         end=200),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=2e-4,
          begin=0, end=max_epochs, by_epoch=True, convert_to_iter_based=True)
 ]
-auto_scale_lr = dict(enable=False, base_batch_size=8)
+auto_scale_lr = dict(enable=False, base_batch_size=4)
 default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=1, max_keep_ckpts=2))

@@ -2,10 +2,13 @@
 
 Used by the built-in demo and the end-to-end tests, so that nothing has to be
 downloaded. Each image has a textured background (smooth colour field,
-stripes or checkers, noise) and 1-5 objects of four shape classes, with random
-colour, size, rotation and aspect; objects may overlap, later ones occluding
-earlier ones, and every annotation carries the *visible* mask (RLE), its box
-and area. Generation is deterministic for a given seed.
+stripes or checkers, noise) and 1-5 objects of four shape classes with random
+size (16-56 px), rotation, aspect and colour; each class draws its colours
+from its own hue family (hue +-30 degrees, any saturation and brightness), so
+shape and colour both tell the class. Objects may overlap, later ones
+occluding earlier ones (every object stays at least half visible), and every
+annotation carries the *visible* mask (RLE), its box and area. Generation is
+deterministic for a given seed.
 """
 import json
 import os
@@ -18,6 +21,9 @@ from pycocotools import mask as mask_utils
 
 CLASSES = ('circle', 'rectangle', 'triangle', 'cross')
 PALETTE = [(220, 20, 60), (0, 128, 255), (0, 200, 80), (255, 170, 0)]
+# hue centre (degrees) of each class's colour family: red, blue, green,
+# orange; colours vary within a family, shape and colour both carry class
+CLASS_HUES = (350, 220, 120, 40)
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -78,11 +84,17 @@ def _visible_fractions(objects):
     return fractions[::-1]
 
 
-def _colour(rng, bg_mean):
-    while True:
-        c = rng.uniform(0, 255, size=3)
-        if np.abs(c - bg_mean).mean() > 50:
+def _colour(rng, cls, bg_mean):
+    """A random colour from the class's hue family (hue centre +- 30 deg,
+    saturation 0.45-1, value 0.45-1), contrasting with the background."""
+    for _ in range(100):
+        hue = (CLASS_HUES[cls] + rng.uniform(-30, 30)) % 360
+        sat, val = rng.uniform(0.45, 1.0), rng.uniform(0.45, 1.0)
+        hsv = np.uint8([[[hue / 2, sat * 255, val * 255]]])  # OpenCV: H/2
+        c = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float64)
+        if np.abs(c - bg_mean).mean() > 40:
             return c
+    return c
 
 
 def make_image(rng: np.random.Generator, size: int = 128,
@@ -105,7 +117,7 @@ def make_image(rng: np.random.Generator, size: int = 128,
                 break
     bg_mean = img.mean((0, 1))
     for cls, m in objects:
-        colour = _colour(rng, bg_mean)
+        colour = _colour(rng, cls, bg_mean)
         shade = 1 + rng.normal(0, 0.06, size=(size, size, 1))
         img = np.where(m[..., None] > 0, colour[None, None] * shade, img)
     img += rng.normal(0, 4, size=img.shape)

@@ -1,6 +1,8 @@
 from .config_checks import (ConfigError, DatasetNotFoundError,
                             check_datasets_exist, offline_notice,
-                            set_data_root, setup_device)
+                            set_data_root, setup_device,
+                            use_safe_training_hooks)
 
 __all__ = ['ConfigError', 'DatasetNotFoundError', 'check_datasets_exist',
-           'offline_notice', 'set_data_root', 'setup_device']
+           'offline_notice', 'set_data_root', 'setup_device',
+           'use_safe_training_hooks']

@@ -122,3 +122,20 @@ def setup_device(cfg: Config) -> None:
         env.setdefault('dist_cfg', {})['backend'] = 'gloo'
         from .cpu_distributed import setup_cpu_distributed
         setup_cpu_distributed(cfg)
+
+
+def use_safe_training_hooks(cfg: Config) -> None:
+    """Crash-safe checkpoints and a NaN/inf loss stop for any config.
+
+    Replaces mmengine's ``CheckpointHook`` by :class:`SafeCheckpointHook`
+    (same arguments) and adds :class:`FiniteLossHook` unless present.
+    """
+    hooks = cfg.get('default_hooks') or {}
+    ckpt = hooks.get('checkpoint')
+    if ckpt and ckpt.get('type') in ('CheckpointHook',
+                                     'mmengine.CheckpointHook'):
+        ckpt['type'] = 'SafeCheckpointHook'
+    custom = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'FiniteLossHook' for h in custom):
+        custom.append(dict(type='FiniteLossHook'))
+    cfg.custom_hooks = custom

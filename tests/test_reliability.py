@@ -1,0 +1,190 @@
+"""Crash-safe checkpoints, NaN stop, and loading that cannot run code."""
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+import types
+
+import pytest
+import torch
+
+import eca_mmdet  # noqa: F401
+from eca_mmdet.checkpoint import CheckpointError, load_checkpoint_file
+from eca_mmdet.engine import (FiniteLossHook, NonFiniteLossError,
+                              SafeCheckpointHook)
+from eca_mmdet.engine.atomic_backend import _atomic_write
+from conftest import ROOT
+
+
+class _Exploit:
+    """Unpickling this runs ``touch MARKER`` (a stand-in for any code)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+def malicious_checkpoint(path, marker):
+    # a valid-looking torch checkpoint whose pickle calls os.system
+    torch.save({'state_dict': {'conv1.weight': torch.zeros(1)},
+                'meta': _Exploit(marker)}, path)
+
+
+@pytest.fixture
+def evil(tmp_path):
+    marker = tmp_path / 'PWNED'
+    path = tmp_path / 'evil.pth'
+    malicious_checkpoint(str(path), str(marker))
+    assert not marker.exists()
+    return path, marker
+
+
+def test_loader_refuses_code_execution(evil):
+    path, marker = evil
+    with pytest.raises(CheckpointError, match='refusing to load'):
+        load_checkpoint_file(str(path))
+    assert not marker.exists()
+
+
+def test_pretrained_init_refuses(evil):
+    from mmdet.registry import MODELS
+    path, marker = evil
+    m = MODELS.build(dict(type='ECAResNet', depth=18, init_cfg=dict(
+        type='Pretrained', checkpoint=str(path))))
+    with pytest.raises(CheckpointError, match='could run code'):
+        m.init_weights()
+    assert not marker.exists()
+
+
+def test_mmengine_load_paths_refuse(evil):
+    """--resume and tools/test.py load through mmengine's CheckpointLoader,
+    which eca_mmdet points at the safe loader."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+    path, marker = evil
+    with pytest.raises(CheckpointError, match='refusing to load'):
+        _load_checkpoint(str(path), map_location='cpu')
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('tool', ['test', 'convert'])
+def test_tools_refuse(evil, tmp_path, tool):
+    path, marker = evil
+    if tool == 'test':
+        cmd = [sys.executable, osp.join(ROOT, 'tools', 'test.py'),
+               osp.join(ROOT, 'configs', 'faster_rcnn_eca_r50.py'),
+               str(path), '--work-dir', str(tmp_path / 'w')]
+        # no COCO here: point the test set at a tiny generated one
+        from eca_mmdet.datasets import generate_dataset
+        generate_dataset(str(tmp_path / 'd'), 2, 2, progress=False)
+        cmd += ['--cfg-options',
+                f"test_dataloader.dataset.data_root={tmp_path / 'd'}/",
+                'test_dataloader.dataset.ann_file=annotations/val.json',
+                'test_dataloader.dataset.data_prefix.img=val/',
+                f"test_evaluator.ann_file={tmp_path / 'd'}/annotations/"
+                'val.json', 'test_dataloader.num_workers=0',
+                'test_dataloader.persistent_workers=False']
+    else:
+        cmd = [sys.executable, osp.join(ROOT, 'tools',
+                                        'convert_checkpoint.py'),
+               str(path), str(tmp_path / 'out.pth')]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                       timeout=300)
+    assert r.returncode != 0
+    assert 'refusing to load' in r.stderr, r.stderr[-2000:]
+    assert not marker.exists()
+
+
+def test_mmengine_training_checkpoint_loads_with_allow_list(tmp_path):
+    """What mmengine writes (HistoryBuffer, numpy) loads weights_only."""
+    import numpy as np
+    from mmengine.logging import HistoryBuffer, MessageHub
+    hub = MessageHub.get_instance('reliability_test')
+    hub.update_scalar('train/loss', 0.5)
+    hub.update_scalar('train/lr', np.float64(0.01))
+    ckpt = {'meta': {'epoch': 1, 'seed': np.int64(3)},
+            'message_hub': hub.state_dict(),
+            'state_dict': {'w': torch.ones(2)}}
+    torch.save(ckpt, tmp_path / 'c.pth')
+    out = load_checkpoint_file(str(tmp_path / 'c.pth'))
+    assert isinstance(out['message_hub']['log_scalars']['train/loss'],
+                      HistoryBuffer)
+    assert out['message_hub']['log_scalars']['train/loss'].current() == 0.5
+
+
+def test_restricted_getattr_is_not_the_builtin(tmp_path):
+    """A pickle that uses getattr to reach anything but HistoryBuffer's
+    statistics is refused."""
+    class GetattrExploit:
+        def __reduce__(self):
+            return (getattr, (torch.serialization, 'load'))
+
+    torch.save({'x': GetattrExploit()}, tmp_path / 'g.pth')
+    with pytest.raises(CheckpointError, match='refusing'):
+        load_checkpoint_file(str(tmp_path / 'g.pth'))
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / 'epoch_1.pth'
+    target.write_bytes(b'good')
+
+    def boom(fd):
+        raise OSError('disk full')
+
+    monkeypatch.setattr(os, 'fsync', boom)
+    with pytest.raises(OSError):
+        _atomic_write(b'partial', str(target), 'wb')
+    assert target.read_bytes() == b'good'
+    assert [p.name for p in tmp_path.iterdir()] == ['epoch_1.pth']
+
+
+def _fake_runner(tmp_path, saved):
+    from mmengine.logging import MessageHub
+
+    def save_checkpoint(out_dir, filename, *a, **k):
+        if saved.get('crash'):
+            raise KeyboardInterrupt('killed while writing')
+        _atomic_write(b'ckpt', osp.join(out_dir, filename), 'wb')
+        saved.setdefault('files', []).append(filename)
+
+    return types.SimpleNamespace(
+        work_dir=str(tmp_path), message_hub=MessageHub.get_instance('fake'),
+        save_checkpoint=save_checkpoint)
+
+
+def test_safe_checkpoint_hook_order(tmp_path):
+    saved = {}
+    runner = _fake_runner(tmp_path, saved)
+    hook = SafeCheckpointHook(interval=1, max_keep_ckpts=1)
+    hook.out_dir = str(tmp_path)
+    from mmengine.fileio import get_file_backend
+    hook.file_backend = get_file_backend(str(tmp_path))
+    hook._save_checkpoint_with_step(runner, 1, {})
+    hook._save_checkpoint_with_step(runner, 2, {})
+    assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_2.pth']
+    assert (tmp_path / 'last_checkpoint').read_text().endswith('epoch_2.pth')
+    # killed while writing epoch 3: epoch 2 and its pointer survive
+    saved['crash'] = True
+    with pytest.raises(KeyboardInterrupt):
+        hook._save_checkpoint_with_step(runner, 3, {})
+    assert (tmp_path / 'epoch_2.pth').read_bytes() == b'ckpt'
+    assert (tmp_path / 'last_checkpoint').read_text().endswith('epoch_2.pth')
+    assert not list(tmp_path.glob('*.tmp'))
+
+
+def test_finite_loss_hook_names_iteration_and_term():
+    hook = FiniteLossHook()
+    runner = types.SimpleNamespace(iter=41, epoch=2)
+    hook.after_train_iter(runner, 0, outputs=dict(
+        loss=torch.tensor(1.0), loss_cls=torch.tensor(0.5)))
+    with pytest.raises(NonFiniteLossError) as e:
+        hook.after_train_iter(runner, 0, outputs=dict(
+            loss=torch.tensor(float('nan')),
+            loss_bbox=torch.tensor(float('inf')),
+            loss_cls=torch.tensor(0.3), acc=torch.tensor(90.0)))
+    msg = str(e.value)
+    assert 'iteration 42' in msg and 'epoch 3' in msg
+    assert 'loss=nan' in msg and 'loss_bbox=inf' in msg
+    assert 'loss_cls' not in msg
