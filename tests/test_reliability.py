@@ -117,9 +117,12 @@ def test_mmengine_training_checkpoint_loads_with_allow_list(tmp_path):
 def test_restricted_getattr_is_not_the_builtin(tmp_path):
     """A pickle that uses getattr to reach anything but HistoryBuffer's
     statistics is refused."""
+    from mmengine.logging import HistoryBuffer
+
     class GetattrExploit:
         def __reduce__(self):
-            return (getattr, (torch.serialization, 'load'))
+            # an allowed class, but a name outside its statistics methods
+            return (getattr, (HistoryBuffer, '__init__'))
 
     torch.save({'x': GetattrExploit()}, tmp_path / 'g.pth')
     with pytest.raises(CheckpointError, match='refusing'):
@@ -159,6 +162,8 @@ def test_safe_checkpoint_hook_order(tmp_path):
     runner = _fake_runner(tmp_path, saved)
     hook = SafeCheckpointHook(interval=1, max_keep_ckpts=1)
     hook.out_dir = str(tmp_path)
+    from collections import deque
+    hook.keep_ckpt_ids = deque(maxlen=1)  # as set in before_train
     from mmengine.fileio import get_file_backend
     hook.file_backend = get_file_backend(str(tmp_path))
     hook._save_checkpoint_with_step(runner, 1, {})

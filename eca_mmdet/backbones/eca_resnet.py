@@ -12,6 +12,9 @@ extra activation kept for backward).
 """
 from typing import Optional, Sequence, Tuple, Union
 
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor
 
@@ -50,7 +53,7 @@ class ECABasicBlock(BasicBlock):
             identity = x if self.downsample is None else self.downsample(x)
             out = self.relu(self.norm1(self.conv1(x)))
             return bn_gated_residual(
-                self.conv2(out), self.norm2, self.eca.gate, identity)
+                self.conv2(out), self.norm2, self.eca, identity)
 
         if self.with_cp and x.requires_grad:
             out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
@@ -72,6 +75,11 @@ class ECABottleneck(Bottleneck):
     def __init__(self, *args, eca_k_size: int = 3, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.eca = ECA(self.planes * self.expansion, eca_k_size)
+        c3 = self.conv3
+        self._conv3_is_linear_1x1 = (
+            type(c3) is nn.Conv2d and c3.kernel_size == (1, 1)
+            and c3.stride == (1, 1) and c3.padding == (0, 0)
+            and c3.groups == 1 and c3.bias is None)
 
     def forward(self, x: Tensor) -> Tensor:
 
@@ -83,12 +91,19 @@ class ECABottleneck(Bottleneck):
             out = self.relu(self.norm2(self.conv2(out)))
             if self.with_plugins:
                 out = self.forward_plugin(out, self.after_conv2_plugin_names)
+            pooled = None
+            if not torch.is_grad_enabled() and self._conv3_is_linear_1x1:
+                # mean_hw(conv3(out)) == W3 @ mean_hw(out): pool the input,
+                # which has 4x fewer channels, instead of the output
+                pooled = F.linear(out.mean((2, 3)),
+                                  self.conv3.weight.flatten(1))
             out = self.conv3(out)
             if self.with_plugins and self.after_conv3_plugin_names:
                 out = self.eca(self.norm3(out))
                 out = self.forward_plugin(out, self.after_conv3_plugin_names)
                 return out + identity
-            return bn_gated_residual(out, self.norm3, self.eca.gate, identity)
+            return bn_gated_residual(out, self.norm3, self.eca, identity,
+                                     pooled)
 
         if self.with_cp and x.requires_grad:
             out = cp.checkpoint(_inner_forward, x, use_reentrant=False)

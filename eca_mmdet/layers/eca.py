@@ -105,12 +105,19 @@ class ECA(nn.Module):
         Returns:
             Tensor: Gate of shape (N, C, 1, 1), in ``x``'s dtype.
         """
-        n, c = x.shape[:2]
         # mean over H, W (robust under AMP and channels_last, unlike
-        # AdaptiveAvgPool2d); the 1-D conv runs on a (N, 1, C) view.
-        y = x.mean((2, 3)).view(n, 1, c)
-        y = self.conv(y).sigmoid()
-        return y.view(n, c, 1, 1).to(x.dtype)
+        # AdaptiveAvgPool2d)
+        return self.gate_from_pooled(x.mean((2, 3))).to(x.dtype)
+
+    def gate_from_pooled(self, y: Tensor) -> Tensor:
+        """Gate from already pooled features ``y`` of shape (N, C).
+
+        Returns:
+            Tensor: Gate of shape (N, C, 1, 1).
+        """
+        n, c = y.shape
+        # the 1-D conv runs on a (N, 1, C) view
+        return self.conv(y.view(n, 1, c)).sigmoid().view(n, c, 1, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         """Return ``x`` scaled channel-wise by its ECA gate."""

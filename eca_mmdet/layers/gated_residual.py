@@ -86,28 +86,56 @@ def _affine_of_bn(bn: nn.Module, x: Tensor) -> Tuple[Tensor, Optional[Tensor],
     return z, scale, shift
 
 
-def bn_gated_residual(x: Tensor, bn: nn.Module, gate_fn: Callable[[Tensor],
-                                                                  Tensor],
-                      identity: Tensor) -> Tensor:
-    """Compute ``identity + bn(x) * gate_fn(bn(x))`` lean in time and memory.
+def _eval_affine(bn: nn.Module):
+    """Per-channel ``scale, shift`` of a BN that uses its running stats."""
+    if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.training \
+            or bn.running_mean is None:
+        return None
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.affine:
+        scale = bn.weight * scale
+        shift = bn.bias - bn.running_mean * scale
+    else:
+        shift = -bn.running_mean * scale
+    return scale, shift
+
+
+def bn_gated_residual(x: Tensor, bn: nn.Module, eca: nn.Module,
+                      identity: Tensor,
+                      pooled_x: Optional[Tensor] = None) -> Tensor:
+    """Compute ``identity + z * eca.gate(z)`` with ``z = bn(x)``, lean in time
+    and memory.
 
     Args:
         x (Tensor): Input of the block's last normalisation, (N, C, H, W).
         bn (nn.Module): That normalisation layer.
-        gate_fn (callable): Maps ``bn(x)`` to a gate of shape (N, C, 1, 1).
+        eca (nn.Module): The attention module (``gate`` and
+            ``gate_from_pooled``).
         identity (Tensor): The residual branch, same shape as ``x``.
+        pooled_x (Tensor, optional): ``mean_hw(x)`` of shape (N, C) if the
+            caller can get it cheaper than reading ``x`` (used without
+            autograd only).
 
     Returns:
-        Tensor: ``identity + bn(x) * gate`` (before the final ReLU).
+        Tensor: ``identity + z * gate`` (before the final ReLU), in ``z``'s
+        dtype like mmdet's in-place ``out += identity`` (under autocast the
+        identity may be wider: the add then runs in the wider type and is
+        rounded once).
     """
     if not torch.is_grad_enabled():
+        affine = _eval_affine(bn) if pooled_x is not None else None
         z = bn(x)
-        return torch.addcmul(identity, z, gate_fn(z)).to(z.dtype)
+        if affine is not None:  # mean(bn(x)) = scale * mean(x) + shift
+            gate = eca.gate_from_pooled(
+                pooled_x * affine[0] + affine[1]).to(z.dtype)
+        else:
+            gate = eca.gate(z)
+        if identity.dtype == z.dtype:
+            # in place, like ``out += identity``: no new activation buffer
+            return torch.addcmul(identity, z, gate, out=z)
+        return torch.addcmul(identity, z, gate).to(z.dtype)
     z, scale, shift = _affine_of_bn(bn, x)
-    gate = gate_fn(z)
-    # like mmdet's in-place ``out += identity``, the result has the residual
-    # branch's dtype (under autocast the identity may be wider: the add
-    # then runs in the wider type and is rounded once, as in-place add does)
+    gate = eca.gate(z)
     if scale is None:
         return torch.addcmul(identity, z, gate).to(z.dtype)
     return _GatedResidual.apply(z, gate, identity, x, scale, shift)

@@ -12,9 +12,11 @@ Variants (same depth, same weights init, same input):
 Timing interleaves the variants round by round (so drift of a shared
 machine hits all of them alike) and reports the median with min/max over
 ``--repeats`` rounds after ``--warmup`` rounds; ratios are to ``plain`` from
-the same run. Peak memory is measured in a fresh subprocess per variant:
-CPU ``ru_maxrss`` growth over the built model, or CUDA
-``max_memory_allocated``.
+the same run. Peak memory is measured in a fresh subprocess per variant, for
+the first step after the model is built: on the CPU the growth of the peak
+resident set (``VmHWM``, reset through ``/proc/self/clear_refs``) over the
+resident set before the step; on CUDA ``max_memory_allocated`` over the
+memory allocated before the step.
 
 Examples::
 
@@ -26,7 +28,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import resource
 import statistics
 import subprocess
 import sys
@@ -84,7 +85,11 @@ def build_detector(variant, depth):
 
 
 def build(task, variant, depth, device):
+    import logging
+
     import torch
+    from mmengine.logging import MMLogger
+    MMLogger.get_current_instance().setLevel(logging.WARNING)
     torch.manual_seed(0)
     model = build_backbone(variant, depth) if task == 'backbone' \
         else build_detector(variant, depth)
@@ -154,6 +159,14 @@ def time_variants(args, variants):
     return times
 
 
+def _proc_status(key):
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(key + ':'):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
 def memory_worker(args):
     """Run in a subprocess: peak memory of one step of one variant."""
     import torch
@@ -168,10 +181,13 @@ def memory_worker(args):
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - base
     else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        # reset the kernel's peak-RSS mark to the current RSS (Linux >= 4.0)
+        # so the model build's own peak does not hide the step's
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        base = _proc_status('VmRSS')
         step()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 \
-            - base
+        peak = _proc_status('VmHWM') - base
     print(json.dumps(dict(peak_bytes=peak)))
 
 
@@ -183,6 +199,52 @@ def measure_memory(args, variant):
            '--threads', str(args.threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])['peak_bytes']
+
+
+def sweep(args, variants):
+    """Time ratio to plain for several input sizes; table, JSON, plot."""
+    import copy
+    sizes = [(s, s) for s in args.sweep] + [tuple(args.size)]
+    results = []
+    print(f'{args.task} R-{args.depth} {args.mode}, batch {args.batch}: '
+          f'median time / plain, {args.repeats} rounds')
+    print(f'{"size":>10} ' + ' '.join(f'{v:>7}' for v in variants))
+    for size in sizes:
+        a = copy.copy(args)
+        a.size = list(size)
+        times = time_variants(a, variants)
+        base = statistics.median(times['plain'])
+        ratios = {v: statistics.median(times[v]) / base for v in variants}
+        results.append(dict(size=size, plain_s=base, ratios=ratios))
+        print(f'{size[0]:>4}x{size[1]:<5} ' +
+              ' '.join(f'{ratios[v]:7.3f}' for v in variants), flush=True)
+    if args.json:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(dict(args=vars(args), results=results), f, indent=2)
+    if args.plot:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(6, 4))
+        labels = [f'{h}x{w}' for h, w in sizes]
+        names = dict(eca='ECA (ours)', naive='ECA, straightforward',
+                     se='SE (r=16)', plain='plain')
+        for v in variants:
+            if v == 'plain':
+                continue
+            ax.plot(labels, [r['ratios'][v] for r in results], marker='o',
+                    label=names[v])
+        ax.axhline(1.0, color='gray', lw=0.8)
+        ax.set_xlabel('input size')
+        ax.set_ylabel('time / plain ResNet')
+        ax.set_title(f'R-{args.depth} backbone {args.mode} overhead, '
+                     f'{args.device}, {args.threads} threads')
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=120)
+        print(f'plot: {args.plot}')
+    return 0
 
 
 def parse_args(argv=None):
@@ -204,6 +266,10 @@ def parse_args(argv=None):
     p.add_argument('--device', default='cpu')
     p.add_argument('--threads', type=int, default=os.cpu_count() or 1)
     p.add_argument('--json', help='write results here')
+    p.add_argument('--sweep', type=int, nargs='+', metavar='S',
+                   help='time square inputs of these sizes (and --size) '
+                   'and plot the time ratio to plain per size')
+    p.add_argument('--plot', help='PNG file for the --sweep plot')
     p.add_argument('--_memory-worker', dest='variant', help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -220,6 +286,8 @@ def main(argv=None):
     variants = [v for v in args.variants]
     if 'plain' not in variants:
         variants.insert(0, 'plain')
+    if args.sweep:
+        return sweep(args, variants)
     times = time_variants(args, variants)
     base = statistics.median(times['plain'])
     rows = []
