@@ -1,7 +1,6 @@
 """Crash-safe checkpoints, NaN stop, and loading that cannot run code."""
 import os
 import os.path as osp
-import pickle
 import subprocess
 import sys
 import types
@@ -193,3 +192,22 @@ def test_finite_loss_hook_names_iteration_and_term():
     assert 'iteration 42' in msg and 'epoch 3' in msg
     assert 'loss=nan' in msg and 'loss_bbox=inf' in msg
     assert 'loss_cls' not in msg
+
+
+@pytest.mark.parametrize('key, match', [
+    ('trian_cfg.max_epochs', "no key 'trian_cfg'; did you mean train_cfg"),
+    ('model.backbone.k_sise', "did you mean model.backbone.k_size"),
+    ('model.bakbone.depth', "no key 'bakbone'"),
+])
+def test_cfg_options_typos_are_reported(key, match):
+    from mmengine.config import Config
+    from eca_mmdet.runner import ConfigError
+    from eca_mmdet.runner.config_checks import check_cfg_options
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'faster_rcnn_eca_r50.py'))
+    cfg.model.backbone.k_size = 3
+    with pytest.raises(ConfigError, match=match):
+        check_cfg_options(cfg, {key: 1})
+    # legitimate options pass: existing keys, new leaves, list indices
+    check_cfg_options(cfg, {'train_cfg.max_epochs': 1,
+                            'model.backbone.with_cp': True,
+                            'param_scheduler.0.end': 10})

@@ -25,13 +25,13 @@ class StrictPretrainedMixin:
         if 'checkpoint' not in cfg:
             raise ValueError(f"{type(self).__name__}: init_cfg {cfg} needs "
                              f"'checkpoint' (a path or an eca:// name)")
-        others = [c for c in cfgs if c.get('type') != 'Pretrained']
-        self.init_cfg = others or None
+        original = self.init_cfg
+        self.init_cfg = [c for c in cfgs
+                         if c.get('type') != 'Pretrained'] or None
         try:
             super().init_weights()
         finally:
-            self.init_cfg = pretrained[0] if not others else \
-                others + pretrained
+            self.init_cfg = original
         load_pretrained(self, cfg['checkpoint'],
                         fmt=cfg.get('format', 'auto'),
                         prefix=cfg.get('prefix'))

@@ -14,7 +14,8 @@ from typing import Dict, Optional, Tuple
 import torch.nn as nn
 from mmengine.logging import print_log
 
-from .convert import StateDict, eca_kernel_sizes, to_backbone_state_dict
+from .convert import (StateDict, eca_kernel_sizes, extract_state_dict,
+                      to_backbone_state_dict)
 from .safe_load import CheckpointError, load_checkpoint_file
 from .zoo import SCHEME, presets_for, resolve_uri
 
@@ -169,7 +170,6 @@ def load_pretrained(model: nn.Module, checkpoint: str, fmt: str = 'auto',
     path = resolve_checkpoint(checkpoint)
     raw = load_checkpoint_file(path)
     if prefix:
-        from .convert import extract_state_dict
         sd = extract_state_dict(raw)
         p = prefix if prefix.endswith('.') else prefix + '.'
         raw = OrderedDict((k[len(p):], v) for k, v in sd.items()

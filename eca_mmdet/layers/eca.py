@@ -19,7 +19,6 @@ authors' released ImageNet checkpoints, so their state-dict keys
 import math
 from typing import Optional
 
-import torch
 import torch.nn as nn
 from torch import Tensor
 

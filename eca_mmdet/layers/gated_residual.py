@@ -16,7 +16,7 @@ gradient can be computed from ``x`` without ever storing ``z``::
 returns ``identity + z * g`` through one fused ``addcmul``; in training it
 saves only ``x`` (shared with batch norm), ``g`` and two C-vectors.
 """
-from typing import Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn

@@ -1,8 +1,9 @@
 from .config_checks import (ConfigError, DatasetNotFoundError,
-                            check_datasets_exist, offline_notice,
+                            check_datasets_exist, load_config,
+                            offline_notice,
                             set_data_root, setup_device,
                             use_safe_training_hooks)
 
-__all__ = ['ConfigError', 'DatasetNotFoundError', 'check_datasets_exist',
+__all__ = ['ConfigError', 'DatasetNotFoundError', 'check_datasets_exist', 'load_config',
            'offline_notice', 'set_data_root', 'setup_device',
            'use_safe_training_hooks']

@@ -19,6 +19,66 @@ class DatasetNotFoundError(FileNotFoundError):
     """A dataset file or folder the config points to does not exist."""
 
 
+def load_config(args) -> Config:
+    """Config from a tool's command line, as mmdet's tools build it.
+
+    Reads ``args.config``, merges ``--cfg-options``, applies ``--data-root``
+    and sets ``launcher`` and ``work_dir`` (``--work-dir``, else the
+    config's, else ``./work_dirs/<config name>``).
+    """
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file not found: {args.config}')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options)
+        cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def check_cfg_options(cfg: Config, options: dict) -> None:
+    """Catch ``--cfg-options`` typos before mmengine silently adds new keys.
+
+    A key whose intermediate part does not exist in the config is an error;
+    a new leaf is allowed (options may add arguments) unless its name is a
+    near-miss of an existing sibling, which is reported with the match.
+    """
+    import difflib
+    tree = cfg.to_dict()
+    for key in options:
+        node, path = tree, []
+        parts = key.split('.')
+        for i, part in enumerate(parts):
+            leaf = i == len(parts) - 1
+            if isinstance(node, (list, tuple)) and part.isdigit():
+                if int(part) >= len(node):
+                    raise ConfigError(f'--cfg-options {key}: index {part} '
+                                      f'out of range for {".".join(path)}')
+                node, path = node[int(part)], path + [part]
+                continue
+            if not isinstance(node, dict):
+                break  # below a non-dict value: mmengine replaces it
+            if part not in node:
+                close = difflib.get_close_matches(part, list(node), n=1,
+                                                  cutoff=0.8)
+                where = '.'.join(path) or 'the config'
+                if not leaf or close:
+                    hint = f'; did you mean {".".join(path + close)}?' \
+                        if close else ''
+                    raise ConfigError(
+                        f'--cfg-options {key}: {where} has no key '
+                        f'{part!r}{hint}')
+                break
+            node, path = node[part], path + [part]
+
+
 def _innermost_dataset(ds):
     while isinstance(ds, dict) and 'dataset' in ds:  # wrappers
         ds = ds['dataset']
