@@ -99,7 +99,7 @@ def main(argv=None):
 
     import eca_mmdet  # noqa: F401
     from eca_mmdet.datasets import generate_dataset
-    from eca_mmdet.runner import use_safe_training_hooks
+    from eca_mmdet.runner import set_data_root, use_safe_training_hooks
     from mmengine.config import Config
     from mmengine.runner import Runner
 
@@ -109,11 +109,7 @@ def main(argv=None):
                      seed=args.seed)
 
     cfg = Config.fromfile(CONFIG)
-    root = osp.join(args.data_root, '')
-    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[name].dataset.data_root = root
-    for name in ('val_evaluator', 'test_evaluator'):
-        cfg[name].ann_file = osp.join(root, 'annotations', 'val.json')
+    set_data_root(cfg, args.data_root)
     if args.epochs is not None:
         cfg.train_cfg.max_epochs = args.epochs
         for s in cfg.param_scheduler:

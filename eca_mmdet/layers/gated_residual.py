@@ -55,37 +55,6 @@ class _GatedResidual(torch.autograd.Function):
         return grad_z, grad_gate, grad_identity, None, None, None
 
 
-def _affine_of_bn(bn: nn.Module, x: Tensor) -> Tuple[Tensor, Optional[Tensor],
-                                                     Optional[Tensor]]:
-    """Run ``bn`` on ``x``; also return per-channel ``scale``/``shift`` with
-    ``bn(x) == x * scale + shift`` where they can be had for free, else
-    ``None``s (then the caller falls back to plain autograd)."""
-    if type(bn) is not nn.BatchNorm2d:  # SyncBN, GN, ...: no shortcut
-        return bn(x), None, None
-    weight = bn.weight if bn.affine else None
-    bias = bn.bias if bn.affine else None
-    use_batch_stats = bn.training or bn.running_mean is None
-    if not use_batch_stats:
-        z = bn(x)
-        invstd = torch.rsqrt(bn.running_var + bn.eps)
-        mean = bn.running_mean
-    else:
-        momentum = 0.0 if bn.momentum is None else bn.momentum
-        if bn.training and bn.track_running_stats \
-                and bn.num_batches_tracked is not None:
-            bn.num_batches_tracked.add_(1)
-            if bn.momentum is None:  # cumulative moving average
-                momentum = 1.0 / float(bn.num_batches_tracked)
-        z, mean, invstd = torch.native_batch_norm(
-            x, weight, bias, bn.running_mean, bn.running_var, True, momentum,
-            bn.eps)
-    scale = invstd if weight is None else weight * invstd
-    shift = -mean * scale if bias is None else bias - mean * scale
-    scale = scale.detach().view(1, -1)
-    shift = shift.detach().view(1, -1)
-    return z, scale, shift
-
-
 def _eval_affine(bn: nn.Module):
     """Per-channel ``scale, shift`` of a BN that uses its running stats."""
     if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.training \
@@ -98,6 +67,35 @@ def _eval_affine(bn: nn.Module):
     else:
         shift = -bn.running_mean * scale
     return scale, shift
+
+
+def _affine_of_bn(bn: nn.Module, x: Tensor) -> Tuple[Tensor, Optional[Tensor],
+                                                     Optional[Tensor]]:
+    """Run ``bn`` on ``x``; also return per-channel ``scale``/``shift`` with
+    ``bn(x) == x * scale + shift`` where they can be had for free, else
+    ``None``s (then the caller falls back to plain autograd)."""
+    if type(bn) is not nn.BatchNorm2d:  # SyncBN, GN, ...: no shortcut
+        return bn(x), None, None
+    affine = _eval_affine(bn)
+    if affine is not None:  # running statistics
+        return (bn(x), affine[0].detach().view(1, -1),
+                affine[1].detach().view(1, -1))
+    weight = bn.weight if bn.affine else None
+    bias = bn.bias if bn.affine else None
+    momentum = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats \
+            and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        if bn.momentum is None:  # cumulative moving average
+            momentum = 1.0 / float(bn.num_batches_tracked)
+    z, mean, invstd = torch.native_batch_norm(
+        x, weight, bias, bn.running_mean, bn.running_var, True, momentum,
+        bn.eps)
+    scale = invstd if weight is None else weight * invstd
+    shift = -mean * scale if bias is None else bias - mean * scale
+    scale = scale.detach().view(1, -1)
+    shift = shift.detach().view(1, -1)
+    return z, scale, shift
 
 
 def bn_gated_residual(x: Tensor, bn: nn.Module, eca: nn.Module,
