@@ -103,7 +103,7 @@ def test_distributed_two_processes_gloo(shapes, tmp_path):
              work, *tiny_options(shapes, epochs=1,
                                  extra=['train_dataloader.batch_size=2'])],
             env=dict(PYTHON=sys.executable, PORT='29531'))
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     out = r.stdout + r.stderr
     assert 'Distributed training: True' in out
     assert 'GPU number: 2' in out  # mmengine's count of processes

@@ -76,7 +76,7 @@ def main(argv=None):
     args = parse_args(argv)
     import eca_mmdet  # noqa: F401
     from eca_mmdet.checkpoint import CheckpointError
-    from eca_mmdet.runner import ConfigError
+    from eca_mmdet.runner import ConfigError, teardown_distributed
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     from mmdet.evaluation import DumpDetResults
@@ -94,7 +94,9 @@ def main(argv=None):
     except (FileNotFoundError, CheckpointError, ConfigError,
             ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
+        teardown_distributed(sync=False)
         return 2
+    teardown_distributed()
     print('metrics: ' + ', '.join(f'{k}={v:.4f}' if isinstance(v, float)
                                   else f'{k}={v}'
                                   for k, v in metrics.items()))

@@ -80,7 +80,8 @@ def main(argv=None):
     import eca_mmdet  # noqa: F401  (registers modules, safe loading)
     from eca_mmdet.checkpoint import CheckpointError
     from eca_mmdet.engine import NonFiniteLossError
-    from eca_mmdet.runner import ConfigError, offline_notice
+    from eca_mmdet.runner import (ConfigError, offline_notice,
+                                   teardown_distributed)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     from mmdet.utils import setup_cache_size_limit_of_dynamo
@@ -96,7 +97,9 @@ def main(argv=None):
     except (FileNotFoundError, CheckpointError, ConfigError, ValueError,
             NonFiniteLossError) as e:
         print(f'error: {e}', file=sys.stderr)
+        teardown_distributed(sync=False)
         return 2
+    teardown_distributed()
     return 0
 
 

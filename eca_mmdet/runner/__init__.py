@@ -1,3 +1,4 @@
+from .cpu_distributed import teardown_distributed
 from .config_checks import (ConfigError, DatasetNotFoundError,
                             check_datasets_exist, load_config,
                             offline_notice,
@@ -6,4 +7,4 @@ from .config_checks import (ConfigError, DatasetNotFoundError,
 
 __all__ = ['ConfigError', 'DatasetNotFoundError', 'check_datasets_exist', 'load_config',
            'offline_notice', 'set_data_root', 'setup_device',
-           'use_safe_training_hooks']
+           'teardown_distributed', 'use_safe_training_hooks']

@@ -42,3 +42,22 @@ def setup_cpu_distributed(cfg) -> None:
                        cfg.get('find_unused_parameters', False))
     cfg.model_wrapper_cfg = wrapper
     os.environ.setdefault('LOCAL_RANK', '0')
+
+
+def teardown_distributed(sync: bool = True) -> None:
+    """Destroy the default process group, if any, before the process exits.
+
+    Leaving a gloo group to the interpreter's shutdown lets its worker
+    threads be destroyed while still joinable, which aborts the process
+    (``terminate called without an active exception``, SIGABRT) after
+    training has already finished.
+
+    Args:
+        sync (bool): Wait for every rank first (a barrier), so no rank tears
+            the group down while another still uses it. Pass False on an
+            error path, where the other ranks may never reach the barrier.
+    """
+    if dist.is_available() and dist.is_initialized():
+        if sync:
+            dist.barrier()
+        dist.destroy_process_group()
