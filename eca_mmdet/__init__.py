@@ -12,7 +12,8 @@ Use from any mmdet config::
 from .backbones import (ECAMobileNetV2, ECAResNet, ECAResNetV1d)  # noqa
 from .checkpoint.mmengine_scheme import register_schemes
 from .checkpoint.safe_load import allow_mmengine_types
-from .engine import (FiniteLossHook, SafeCheckpointHook,  # noqa
+from .engine import (EpochSeedHook, FiniteLossHook,  # noqa
+                     SafeCheckpointHook,
                      register_atomic_backend)
 from .layers import ECA  # noqa
 from .registry import register_in_mmcv

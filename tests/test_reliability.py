@@ -142,6 +142,29 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ['epoch_1.pth']
 
 
+def test_mmengine_writes_checkpoints_through_the_atomic_backend(tmp_path,
+                                                                monkeypatch):
+    """mmengine's own save_checkpoint (used by the Runner) goes through
+    AtomicLocalBackend: a failed write leaves the old file untouched."""
+    from mmengine.fileio import get_file_backend
+    from mmengine.runner.checkpoint import save_checkpoint
+
+    from eca_mmdet.engine import AtomicLocalBackend
+    target = tmp_path / 'epoch_1.pth'
+    assert type(get_file_backend(str(target))) is AtomicLocalBackend
+    save_checkpoint({'state_dict': {'w': torch.ones(2)}}, str(target))
+    good = target.read_bytes()
+
+    def boom(fd):
+        raise OSError('disk full')
+
+    monkeypatch.setattr(os, 'fsync', boom)
+    with pytest.raises(OSError):
+        save_checkpoint({'state_dict': {'w': torch.zeros(2)}}, str(target))
+    assert target.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ['epoch_1.pth']
+
+
 def _fake_runner(tmp_path, saved):
     from mmengine.logging import MessageHub
 

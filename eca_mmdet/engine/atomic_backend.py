@@ -59,5 +59,14 @@ class AtomicLocalBackend(LocalBackend):
 
 
 def register_atomic_backend() -> None:
-    """Make :class:`AtomicLocalBackend` mmengine's ``local`` backend."""
-    register_backend('local', AtomicLocalBackend, force=True)
+    """Make :class:`AtomicLocalBackend` mmengine's ``local`` backend.
+
+    Registered both by name and for paths without a prefix (``''``), which
+    is what ``get_file_backend('/path/epoch_1.pth')`` looks up; instances of
+    the old backend cached by mmengine are dropped.
+    """
+    from mmengine.fileio import io as mmengine_io
+    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+    for key, inst in list(mmengine_io.backend_instances.items()):
+        if type(inst) is LocalBackend:
+            del mmengine_io.backend_instances[key]

@@ -1,4 +1,6 @@
 """A CheckpointHook that never leaves the run without a good checkpoint."""
+import glob
+import os
 import os.path as osp
 
 from mmengine.dist import is_main_process
@@ -7,6 +9,14 @@ from mmengine.hooks import CheckpointHook
 from mmdet.registry import HOOKS
 
 from .atomic_backend import _atomic_write
+
+
+def stale_temp_files(directory: str) -> list:
+    """Temporary files :func:`_atomic_write` left in ``directory`` when its
+    process was killed before the rename (``.NAME.RANDOM.tmp``)."""
+    return sorted(set(glob.glob(osp.join(directory, '.*.pth.*.tmp')) +
+                      glob.glob(osp.join(directory,
+                                         '.last_checkpoint.*.tmp'))))
 
 
 @HOOKS.register_module()
@@ -22,9 +32,23 @@ class SafeCheckpointHook(CheckpointHook):
     2. then ``last_checkpoint`` is replaced atomically,
     3. only then is the oldest checkpoint beyond ``max_keep_ckpts`` removed.
 
+    A process killed between 1. and 2. leaves its temporary file behind;
+    the next run removes such leftovers from the output directory before it
+    trains.
+
     Takes exactly the arguments of ``CheckpointHook``; ``tools/train.py``
     swaps it in for ``CheckpointHook`` automatically.
     """
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if not is_main_process() or not osp.isdir(str(self.out_dir)):
+            return
+        for stale in sorted(set(stale_temp_files(str(self.out_dir)) +
+                                stale_temp_files(runner.work_dir))):
+            runner.logger.warning(f'removing {stale}: a checkpoint write '
+                                  f'interrupted by an earlier run')
+            os.remove(stale)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         to_remove = None

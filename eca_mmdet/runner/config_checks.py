@@ -49,12 +49,20 @@ def check_cfg_options(cfg: Config, options: dict) -> None:
     A key whose intermediate part does not exist in the config is an error;
     a new leaf is allowed (options may add arguments) unless its name is a
     near-miss of an existing sibling, which is reported with the match.
+    Top-level keys that mmengine's ``Runner`` takes (``randomness``,
+    ``env_cfg``, ...) may be added with their sub-keys.
     """
     import difflib
+    import inspect
+
+    from mmengine.runner import Runner
+    runner_args = set(inspect.signature(Runner.__init__).parameters)
     tree = cfg.to_dict()
     for key in options:
         node, path = tree, []
         parts = key.split('.')
+        if parts[0] not in tree and parts[0] in runner_args:
+            continue
         for i, part in enumerate(parts):
             leaf = i == len(parts) - 1
             if isinstance(node, (list, tuple)) and part.isdigit():
@@ -185,10 +193,11 @@ def setup_device(cfg: Config) -> None:
 
 
 def use_safe_training_hooks(cfg: Config) -> None:
-    """Crash-safe checkpoints and a NaN/inf loss stop for any config.
+    """Crash-safe, exactly resumable training and a NaN/inf loss stop.
 
     Replaces mmengine's ``CheckpointHook`` by :class:`SafeCheckpointHook`
-    (same arguments) and adds :class:`FiniteLossHook` unless present.
+    (same arguments) and adds :class:`FiniteLossHook` and
+    :class:`EpochSeedHook` unless present.
     """
     hooks = cfg.get('default_hooks') or {}
     ckpt = hooks.get('checkpoint')
@@ -196,6 +205,7 @@ def use_safe_training_hooks(cfg: Config) -> None:
                                      'mmengine.CheckpointHook'):
         ckpt['type'] = 'SafeCheckpointHook'
     custom = list(cfg.get('custom_hooks') or [])
-    if not any(h.get('type') == 'FiniteLossHook' for h in custom):
-        custom.append(dict(type='FiniteLossHook'))
+    for hook in ('FiniteLossHook', 'EpochSeedHook'):
+        if not any(h.get('type') == hook for h in custom):
+            custom.append(dict(type=hook))
     cfg.custom_hooks = custom
