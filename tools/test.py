@@ -44,8 +44,8 @@ def parse_args(argv=None):
 
 
 def build_cfg(args):
-    from eca_mmdet.runner import (check_datasets_exist, load_config,
-                                  setup_device)
+    from eca_mmdet.runner import (add_custom_hooks, check_datasets_exist,
+                                  load_config, setup_device)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
@@ -69,20 +69,21 @@ def build_cfg(args):
         vis['test_out_dir'] = args.show_dir
     setup_device(cfg)
     check_datasets_exist(cfg, loaders=('test_dataloader', ))
+    add_custom_hooks(cfg, 'ImageFilesCheckHook')
     return cfg
 
 
 def main(argv=None):
     args = parse_args(argv)
     import eca_mmdet  # noqa: F401
-    from eca_mmdet.checkpoint import CheckpointError
-    from eca_mmdet.runner import ConfigError, teardown_distributed
+    from eca_mmdet.runner import explain_failure, teardown_distributed
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     from mmdet.evaluation import DumpDetResults
     from mmdet.utils import setup_cache_size_limit_of_dynamo
 
     setup_cache_size_limit_of_dynamo()
+    cfg = None
     try:
         cfg = build_cfg(args)
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
@@ -91,9 +92,11 @@ def main(argv=None):
             runner.test_evaluator.metrics.append(
                 DumpDetResults(out_file_path=args.out))
         metrics = runner.test()
-    except (FileNotFoundError, CheckpointError, ConfigError,
-            ValueError) as e:
-        print(f'error: {e}', file=sys.stderr)
+    except Exception as e:
+        message = explain_failure(e, cfg, loaders=('test_dataloader', ))
+        if message is None:
+            raise
+        print(f'error: {message}', file=sys.stderr)
         teardown_distributed(sync=False)
         return 2
     teardown_distributed()

@@ -78,15 +78,14 @@ def build_cfg(args):
 def main(argv=None):
     args = parse_args(argv)
     import eca_mmdet  # noqa: F401  (registers modules, safe loading)
-    from eca_mmdet.checkpoint import CheckpointError
-    from eca_mmdet.engine import NonFiniteLossError
-    from eca_mmdet.runner import (ConfigError, offline_notice,
-                                   teardown_distributed)
+    from eca_mmdet.runner import (explain_failure, offline_notice,
+                                  teardown_distributed)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     from mmdet.utils import setup_cache_size_limit_of_dynamo
 
     setup_cache_size_limit_of_dynamo()
+    cfg = None
     try:
         cfg = build_cfg(args)
         for line in offline_notice(cfg):
@@ -94,9 +93,11 @@ def main(argv=None):
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
             else RUNNERS.build(cfg)
         runner.train()
-    except (FileNotFoundError, CheckpointError, ConfigError, ValueError,
-            NonFiniteLossError) as e:
-        print(f'error: {e}', file=sys.stderr)
+    except Exception as e:
+        message = explain_failure(e, cfg)
+        if message is None:
+            raise
+        print(f'error: {message}', file=sys.stderr)
         teardown_distributed(sync=False)
         return 2
     teardown_distributed()

@@ -2,7 +2,7 @@
 before mmengine's Runner is built, so that common mistakes stop at once with
 one readable message instead of a traceback from deep inside mmengine."""
 import os.path as osp
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 import torch
 from mmengine.config import Config
@@ -196,16 +196,53 @@ def use_safe_training_hooks(cfg: Config) -> None:
     """Crash-safe, exactly resumable training and a NaN/inf loss stop.
 
     Replaces mmengine's ``CheckpointHook`` by :class:`SafeCheckpointHook`
-    (same arguments) and adds :class:`FiniteLossHook` and
-    :class:`EpochSeedHook` unless present.
+    (same arguments) and adds :class:`FiniteLossHook`,
+    :class:`EpochSeedHook` and :class:`ImageFilesCheckHook` unless present.
     """
     hooks = cfg.get('default_hooks') or {}
     ckpt = hooks.get('checkpoint')
     if ckpt and ckpt.get('type') in ('CheckpointHook',
                                      'mmengine.CheckpointHook'):
         ckpt['type'] = 'SafeCheckpointHook'
+    add_custom_hooks(cfg, 'FiniteLossHook', 'EpochSeedHook',
+                     'ImageFilesCheckHook')
+
+
+def add_custom_hooks(cfg: Config, *types: str) -> None:
+    """Append ``dict(type=T)`` to ``cfg.custom_hooks`` for each ``T`` not
+    already there."""
     custom = list(cfg.get('custom_hooks') or [])
-    for hook in ('FiniteLossHook', 'EpochSeedHook'):
+    for hook in types:
         if not any(h.get('type') == hook for h in custom):
             custom.append(dict(type=hook))
     cfg.custom_hooks = custom
+
+
+def diagnose_datasets(cfg: Config,
+                      loaders: Iterable[str] = DATALOADERS) -> Optional[str]:
+    """After a dataset failed to build: what is wrong with its annotations.
+
+    Checks each configured COCO annotation file with
+    :func:`~eca_mmdet.datasets.check_coco_annotation_file`. Parses every
+    file in full, so it is meant for the error path only.
+
+    Returns:
+        str or None: ``'<loader>: <problem>'`` for the first bad file, or
+        None if every file looks usable.
+    """
+    from ..datasets import AnnotationError, check_coco_annotation_file
+    for name in loaders:
+        loader = cfg.get(name)
+        if not loader:
+            continue
+        ds = _innermost_dataset(loader.get('dataset', {}))
+        ann = ds.get('ann_file')
+        if not ann or not str(ann).endswith('.json'):
+            continue
+        classes = (ds.get('metainfo') or {}).get('classes')
+        try:
+            check_coco_annotation_file(
+                osp.join(ds.get('data_root') or '', ann), classes)
+        except AnnotationError as e:
+            return f'{name}: {e}'
+    return None
