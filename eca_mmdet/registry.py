@@ -10,7 +10,7 @@ from mmengine.registry import MODELS as ROOT_MODELS
 
 from mmdet.registry import MODELS
 
-PLUGIN_NAMES = ('ECA', 'SE')
+PLUGIN_NAMES = ('ECA', 'SE', 'SEVar1', 'SEVar2', 'SEVar3', 'SEGC', 'ECANS')
 
 
 def register_in_mmcv() -> None:

@@ -29,23 +29,40 @@ from .pretrained_init import StrictPretrainedMixin
 KernelSizes = Union[int, None, Sequence[Optional[int]]]
 
 
+def build_attention(channels: int, k_size: int,
+                    attention_cfg: Optional[dict] = None) -> nn.Module:
+    """The block's channel attention: ECA, or ``attention_cfg`` if given
+    (any registered plugin such as ``SE``, ``SEVar2``, ``ECANS``; ``ECA``
+    takes the stage's kernel size unless the config sets one)."""
+    if attention_cfg is None:
+        return ECA(channels, k_size)
+    cfg = dict(attention_cfg)
+    if cfg.get('type') in ('ECA', ECA, 'ECANS'):
+        cfg.setdefault('k_size', k_size)
+    cfg['in_channels'] = channels
+    return MODELS.build(cfg)
+
+
 class ECABasicBlock(BasicBlock):
     """mmdet's BasicBlock with ECA after ``norm2``.
 
     Args:
         eca_k_size (int): Kernel size of this block's ECA.
+        attention_cfg (dict, optional): Another attention module instead of
+            ECA (see :func:`build_attention`).
         Others: as mmdet's ``BasicBlock`` (which supports neither ``dcn``
             nor ``plugins``).
     """
 
-    def __init__(self, *args, eca_k_size: int = 3, dcn=None, plugins=None,
-                 **kwargs) -> None:
+    def __init__(self, *args, eca_k_size: int = 3, attention_cfg=None,
+                 dcn=None, plugins=None, **kwargs) -> None:
         if dcn is not None or plugins:
             raise ValueError(
                 'ECAResNet depth 18/34 (BasicBlock) supports neither dcn nor '
                 'plugins, as in mmdet\'s ResNet; use depth >= 50 for them.')
         super().__init__(*args, **kwargs)
-        self.eca = ECA(self.conv2.out_channels, eca_k_size)
+        self.eca = build_attention(self.conv2.out_channels, eca_k_size,
+                                   attention_cfg)
 
     def forward(self, x: Tensor) -> Tensor:
 
@@ -69,12 +86,16 @@ class ECABottleneck(Bottleneck):
 
     Args:
         eca_k_size (int): Kernel size of this block's ECA.
+        attention_cfg (dict, optional): Another attention module instead of
+            ECA (see :func:`build_attention`).
         Others: as mmdet's ``Bottleneck``.
     """
 
-    def __init__(self, *args, eca_k_size: int = 3, **kwargs) -> None:
+    def __init__(self, *args, eca_k_size: int = 3, attention_cfg=None,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.eca = ECA(self.planes * self.expansion, eca_k_size)
+        self.eca = build_attention(self.planes * self.expansion, eca_k_size,
+                                   attention_cfg)
         c3 = self.conv3
         self._conv3_is_linear_1x1 = (
             type(c3) is nn.Conv2d and c3.kernel_size == (1, 1)
@@ -149,6 +170,11 @@ class ECAResNet(StrictPretrainedMixin, ResNet):
         arch (str, optional): A released checkpoint preset that sets depth
             and per-stage kernel sizes, e.g. ``'eca_resnet50_k3557'``,
             ``'eca_resnet101_k3357'``. Overrides ``k_size``.
+        attention_cfg (dict, optional): For ablations: build this attention
+            module (e.g. ``dict(type='SE', reduction=16)``, ``SEVar1-3``,
+            ``SEGC``, ``ECANS``, ``dict(type='ECA', num_convs=2)``) in every
+            block instead of ECA, at the same place and through the same
+            fused residual tail. Defaults to None (ECA).
         init_cfg (dict, optional): ``dict(type='Pretrained',
             checkpoint='eca://resnet101_k3357' or a path)`` loads ImageNet ECA
             weights strictly (official ``*.pth.tar``, timm or converted
@@ -175,6 +201,7 @@ class ECAResNet(StrictPretrainedMixin, ResNet):
                  k_size: KernelSizes = 3,
                  arch: Optional[str] = None,
                  num_stages: int = 4,
+                 attention_cfg: Optional[dict] = None,
                  **kwargs) -> None:
         if arch is not None:
             preset = find_preset(arch)
@@ -187,9 +214,10 @@ class ECAResNet(StrictPretrainedMixin, ResNet):
                 f'ECAResNet: invalid depth {depth!r}; choose one of '
                 f'{sorted(self.arch_settings)} or an arch preset')
         self.arch = arch
+        self.attention_cfg = attention_cfg
         self.stage_k_sizes = _stage_kernel_sizes(k_size, num_stages)
         super().__init__(depth=depth, num_stages=num_stages, **kwargs)
-        self.stage_k_sizes = tuple(layer[0].eca.k_size
+        self.stage_k_sizes = tuple(getattr(layer[0].eca, 'k_size', None)
                                    for layer in self._layers())
         if self.zero_init_residual and kwargs.get('init_cfg') is None \
                 and kwargs.get('pretrained') is None:
@@ -216,7 +244,9 @@ class ECAResNet(StrictPretrainedMixin, ResNet):
         if k is None:
             k = adaptive_kernel_size(kwargs['planes'] *
                                      kwargs['block'].expansion)
-        return super().make_res_layer(eca_k_size=k, **kwargs)
+        return super().make_res_layer(eca_k_size=k,
+                                      attention_cfg=self.attention_cfg,
+                                      **kwargs)
 
 
 @MODELS.register_module()

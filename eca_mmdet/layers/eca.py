@@ -77,6 +77,11 @@ class ECA(nn.Module):
             paper's Eq. 9. Defaults to 3.
         gamma (int): ``gamma`` of the adaptive rule. Defaults to 2.
         b (int): ``b`` of the adaptive rule. Defaults to 1.
+        num_convs (int): 1-D convolutions stacked on the channel axis, as in
+            the supplementary's Sec. B (one extra gave ~0.1%, more hurt).
+            ``k * num_convs`` parameters; the first is ``conv`` (the key of
+            the released checkpoints), the others ``extra_convs.i``.
+            Defaults to 1.
     """
 
     _abbr_ = 'eca'
@@ -85,15 +90,27 @@ class ECA(nn.Module):
                  in_channels: int,
                  k_size: Optional[int] = 3,
                  gamma: int = 2,
-                 b: int = 1) -> None:
+                 b: int = 1,
+                 num_convs: int = 1) -> None:
         super().__init__()
         if k_size is None:
             k_size = adaptive_kernel_size(in_channels, gamma, b)
         self.in_channels = in_channels
         self.k_size = check_kernel_size(k_size)
-        self.conv = nn.Conv1d(
-            1, 1, kernel_size=self.k_size, padding=(self.k_size - 1) // 2,
-            bias=False)
+        if isinstance(num_convs, bool) or not isinstance(num_convs, int) \
+                or num_convs < 1:
+            raise ValueError(f'ECA num_convs must be a positive int, got '
+                             f'{num_convs!r}')
+        self.num_convs = num_convs
+
+        def conv1d():
+            return nn.Conv1d(1, 1, kernel_size=self.k_size,
+                             padding=(self.k_size - 1) // 2, bias=False)
+
+        self.conv = conv1d()
+        if num_convs > 1:
+            self.extra_convs = nn.ModuleList(
+                conv1d() for _ in range(num_convs - 1))
 
     def gate(self, x: Tensor) -> Tensor:
         """Attention weights ``sigmoid(conv1d(mean_hw(x)))``.
@@ -116,11 +133,15 @@ class ECA(nn.Module):
         """
         n, c = y.shape
         # the 1-D conv runs on a (N, 1, C) view
-        return self.conv(y.view(n, 1, c)).sigmoid().view(n, c, 1, 1)
+        out = self.conv(y.view(n, 1, c))
+        for conv in getattr(self, 'extra_convs', ()):
+            out = conv(out)
+        return out.sigmoid().view(n, c, 1, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         """Return ``x`` scaled channel-wise by its ECA gate."""
         return x * self.gate(x)
 
     def extra_repr(self) -> str:
-        return f'in_channels={self.in_channels}, k_size={self.k_size}'
+        extra = f', num_convs={self.num_convs}' if self.num_convs > 1 else ''
+        return f'in_channels={self.in_channels}, k_size={self.k_size}{extra}'

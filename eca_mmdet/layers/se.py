@@ -42,8 +42,11 @@ class SE(nn.Module):
 
     def gate(self, x: Tensor) -> Tensor:
         """Return the (N, C, 1, 1) attention weights."""
-        y = x.mean((2, 3), keepdim=True)
-        return self.fc2(self.relu(self.fc1(y))).sigmoid()
+        return self.gate_from_pooled(x.mean((2, 3))).to(x.dtype)
+
+    def gate_from_pooled(self, y: Tensor) -> Tensor:
+        """Gate (N, C, 1, 1) from pooled features ``y`` of shape (N, C)."""
+        return self.fc2(self.relu(self.fc1(y[:, :, None, None]))).sigmoid()
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.gate(x)

@@ -5,6 +5,9 @@
 * ``complexity.py --backbone ECAResNet --depth 50 --k-size 3 5 5 7``
 * ``complexity.py --paper``  the six paper configs and their plain / SE twins
   beside the paper-reported numbers, with ECA-minus-plain differences.
+* ``complexity.py --ablation``  the paper's Table 2 for the attention variants
+  of ``configs/ablations/``: formula, the parameters it predicts for
+  ResNet-50, the parameters counted, FLOPs, and the paper's ImageNet top-1.
 
 Parameters are exact integers (and M = 1e6); FLOPs come from mmengine's
 analysis tools (fvcore-style counting: one fused multiply-add = 1 FLOP, as in
@@ -40,6 +43,80 @@ PAPER = {
                          'se': (61.45, 315.58, 38.7),
                          'eca': (56.74, 315.57, 39.1)},
 }
+
+
+# the paper's Table 2 (ResNet-50, ImageNet top-1, reference section 6) and
+# supplementary B; per-block parameter formula in C (channels)
+ABLATIONS = [
+    # name, label, formula, params(C), gate multiply-adds(C), paper top-1
+    ('se', 'SE (r=16)', '2C^2/r (+C/r+C bias)',
+     lambda c: 2 * c * c // 16 + c // 16 + c, lambda c: 2 * c * c // 16,
+     76.71),
+    ('se_var1', 'SE-Var1', '0', lambda c: 0, lambda c: 0, 76.00),
+    ('se_var2', 'SE-Var2', 'C', lambda c: c, lambda c: c, 77.07),
+    ('se_var3', 'SE-Var3', 'C^2', lambda c: c * c, lambda c: c * c, 77.42),
+    ('se_gc1', 'SE-GC1 (G=16)', 'C^2/G', lambda c: c * c // 16,
+     lambda c: c * c // 16, 76.95),
+    ('se_gc2', 'SE-GC2 (G=C/16)', 'C^2/G', lambda c: 16 * c,
+     lambda c: 16 * c, 76.98),
+    ('se_gc3', 'SE-GC3 (G=C/8)', 'C^2/G', lambda c: 8 * c, lambda c: 8 * c,
+     76.96),
+    ('eca_ns', 'ECA-NS (k=3)', 'k*C', lambda c: 3 * c, lambda c: 3 * c,
+     77.35),
+    ('eca', 'ECA (k=3)', 'k', lambda c: 3, lambda c: 3 * c, 77.43),
+    ('eca_2convs', 'ECA, 2 convs (k=3)', '2k', lambda c: 6, lambda c: 6 * c,
+     None),
+]
+R50_BLOCKS = ((3, 256), (4, 512), (6, 1024), (3, 2048))
+
+
+def ablation_table(with_flops=True):
+    """Print the paper's Table 2 for configs/ablations/ (ResNet-50)."""
+    plain_bb = build_detector(osp.join(ROOT, 'configs', 'baselines',
+                                       'faster_rcnn_r50.py')).backbone
+    plain = count_params(plain_bb)
+    base_flops = count_flops(plain_bb, (224, 224), False) \
+        if with_flops else None
+    print('Attention variants on ResNet-50 (ECA-Net Table 2; top-1 is the '
+          'paper-reported ImageNet number, the rest is measured here).\n'
+          'Parameters: the formula per block summed over the 16 blocks '
+          '(C = 256/512/1024/2048), and counted on the built backbone.\n'
+          'Gate MACs: multiply-adds of the gate from the pooled vector, '
+          'summed over blocks (pooling and scaling, 2 H W C per block, are '
+          'the same for all variants). mmengine FLOPs count conv/linear/'
+          'einsum multiply-adds only, not elementwise products such as '
+          'SE-Var2\'s.')
+    head = ('| variant | params per block | params, formula over R-50 | '
+            'params counted (backbone - plain) | gate MACs | '
+            'Faster R-CNN params | RetinaNet params |'
+            + (' mmengine GFLOPs 224x224 (+ over plain) |'
+               if with_flops else '') + ' paper top-1 |')
+    print(head)
+    print('|' + '---|' * head.count(' |'))
+    rows = [('vanilla', 'ResNet-50', '-', lambda c: 0, lambda c: 0, 75.20)
+            ] + ABLATIONS
+    for name, label, formula, per_block, macs, top1 in rows:
+        predicted = sum(n * per_block(c) for n, c in R50_BLOCKS)
+        gate_macs = sum(n * macs(c) for n, c in R50_BLOCKS)
+        if name == 'vanilla':
+            paths = [osp.join(ROOT, 'configs', 'baselines', f'{d}_r50.py')
+                     for d in ('faster_rcnn', 'retinanet')]
+        else:
+            paths = [osp.join(ROOT, 'configs', 'ablations',
+                              f'{d}_r50_{name}.py')
+                     for d in ('faster_rcnn', 'retinanet')]
+        dets = [build_detector(pth) for pth in paths]
+        counted = count_params(dets[0].backbone) - plain
+        if counted != predicted:
+            raise AssertionError(f'{label}: counted {counted} parameters, '
+                                 f'the formula gives {predicted}')
+        cells = [label, formula, f'{predicted:,}', f'{counted:,}',
+                 f'{gate_macs:,}', fmt_m(count_params(dets[0])), fmt_m(count_params(dets[1]))]
+        if with_flops:
+            f = count_flops(dets[0].backbone, (224, 224), False)
+            cells.append(f'{f / 1e9:.4f} (+{(f - base_flops) / 1e9:.2e})')
+        cells.append('-' if top1 is None else f'{top1:.2f}')
+        print('| ' + ' | '.join(cells) + ' |', flush=True)
 
 
 def config_path(det, depth, variant):
@@ -153,11 +230,16 @@ def main(argv=None):
     p.add_argument('--shape', type=int, nargs=2, default=[800, 1280],
                    metavar=('H', 'W'))
     p.add_argument('--paper', action='store_true')
+    p.add_argument('--ablation', action='store_true',
+                   help="the paper's Table 2 for configs/ablations/")
     p.add_argument('--no-flops', action='store_true',
                    help='parameters only (fast)')
     args = p.parse_args(argv)
     if args.paper:
         paper_table(args.shape, not args.no_flops)
+        return 0
+    if args.ablation:
+        ablation_table(not args.no_flops)
         return 0
     if args.config:
         model = build_detector(args.config)
