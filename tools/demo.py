@@ -145,6 +145,9 @@ def main(argv=None):
     print(f'checkpoint : {ckpt}')
     print(f'logs       : {osp.join(args.work_dir, runner.timestamp)}')
     print(f'predictions: {picture}')
+    print(f'attention  : python tools/analysis/visualize_attention.py '
+          f'{osp.relpath(CONFIG, os.getcwd())} {ckpt} --data-root '
+          f'{args.data_root}')
     print(f'time       : {t_train / 60:.1f} min to train, '
           f'{(time.time() - t0) / 60:.1f} min in all')
     return 0
