@@ -203,13 +203,14 @@ def draw(results, class_names, out, cols=4):
                                        and m == len(results) - 1):
                     ax.set_xlabel('channel', fontsize=7)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc='upper center', ncol=len(labels),
-               fontsize=8, frameon=False)
+    top = 1 - 0.6 / fig.get_figheight()   # room for title and legend
+    fig.legend(handles, labels, loc='lower center', ncol=len(labels),
+               fontsize=8, frameon=False, bbox_to_anchor=(0.5, top))
     title = ' vs '.join(f'{r["attention"]} ({r["images"]} images)'
                         for r in results)
-    fig.suptitle(f'Mean channel weights per class: {title}', y=0.995,
-                 fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.suptitle(f'Mean channel weights per class: {title}', y=0.998,
+                 fontsize=9, va='top')
+    fig.tight_layout(rect=(0, 0, 1, top))
     fig.savefig(out, dpi=110)
     plt.close(fig)
 
