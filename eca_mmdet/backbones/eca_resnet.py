@@ -113,11 +113,16 @@ class ECABottleneck(Bottleneck):
             if self.with_plugins:
                 out = self.forward_plugin(out, self.after_conv2_plugin_names)
             pooled = None
-            if not torch.is_grad_enabled() and self._conv3_is_linear_1x1:
+            if self._conv3_is_linear_1x1:
                 # mean_hw(conv3(out)) == W3 @ mean_hw(out): pool the input,
-                # which has 4x fewer channels, instead of the output
-                pooled = F.linear(out.mean((2, 3)),
-                                  self.conv3.weight.flatten(1))
+                # which has 4x fewer channels, instead of the output (no
+                # graph: in training the gradient flows through conv3)
+                acc = torch.promote_types(out.dtype, torch.float32)
+                with torch.no_grad(), torch.autocast(out.device.type,
+                                                     enabled=False):
+                    pooled = F.linear(
+                        out.mean((2, 3), dtype=acc),
+                        self.conv3.weight.detach().to(acc).flatten(1))
             out = self.conv3(out)
             if self.with_plugins and self.after_conv3_plugin_names:
                 out = self.eca(self.norm3(out))

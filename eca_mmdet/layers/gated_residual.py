@@ -55,6 +55,24 @@ class _GatedResidual(torch.autograd.Function):
         return grad_z, grad_gate, grad_identity, None, None, None
 
 
+class _PooledAffine(torch.autograd.Function):
+    """``mean_hw(z)`` supplied by the caller (computed without reading
+    ``z``), with the backward of ``z.mean((2, 3))``: every gradient flows
+    through ``z``, so the batch statistics and the layers before the
+    normalisation get exactly the gradient they would get from the mean."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor, pooled: Tensor) -> Tensor:
+        ctx.shape, ctx.dtype = z.shape, z.dtype
+        return pooled.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        n, c, h, w = ctx.shape
+        grad_z = (grad / (h * w)).to(ctx.dtype).view(n, c, 1, 1)
+        return grad_z.expand(n, c, h, w), None
+
+
 def _eval_affine(bn: nn.Module):
     """Per-channel ``scale, shift`` of a BN that uses its running stats."""
     if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.training \
@@ -111,8 +129,9 @@ def bn_gated_residual(x: Tensor, bn: nn.Module, eca: nn.Module,
             ``gate_from_pooled``).
         identity (Tensor): The residual branch, same shape as ``x``.
         pooled_x (Tensor, optional): ``mean_hw(x)`` of shape (N, C) if the
-            caller can get it cheaper than reading ``x`` (used without
-            autograd only).
+            caller can get it cheaper than reading ``x``; it should carry no
+            autograd graph (in training the gate's gradient still reaches
+            everything through ``z``).
 
     Returns:
         Tensor: ``identity + z * gate`` (before the final ReLU), in ``z``'s
@@ -125,7 +144,7 @@ def bn_gated_residual(x: Tensor, bn: nn.Module, eca: nn.Module,
         z = bn(x)
         if affine is not None:  # mean(bn(x)) = scale * mean(x) + shift
             gate = eca.gate_from_pooled(
-                pooled_x * affine[0] + affine[1]).to(z.dtype)
+                (pooled_x * affine[0] + affine[1]).to(z.dtype)).to(z.dtype)
         else:
             gate = eca.gate(z)
         if identity.dtype == z.dtype:
@@ -133,7 +152,15 @@ def bn_gated_residual(x: Tensor, bn: nn.Module, eca: nn.Module,
             return torch.addcmul(identity, z, gate, out=z)
         return torch.addcmul(identity, z, gate).to(z.dtype)
     z, scale, shift = _affine_of_bn(bn, x)
-    gate = eca.gate(z)
+    if scale is not None and pooled_x is not None:
+        # mean_hw(z) = scale * mean_hw(x) + shift: no full read of z
+        acc = torch.promote_types(z.dtype, torch.float32)
+        pooled = _PooledAffine.apply(
+            z, (pooled_x.detach().to(acc) * scale.to(acc) +
+                shift.to(acc)).to(z.dtype))
+        gate = eca.gate_from_pooled(pooled).to(z.dtype)
+    else:
+        gate = eca.gate(z)
     if scale is None:
         return torch.addcmul(identity, z, gate).to(z.dtype)
     return _GatedResidual.apply(z, gate, identity, x, scale, shift)
