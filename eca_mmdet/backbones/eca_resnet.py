@@ -102,6 +102,16 @@ class ECABottleneck(Bottleneck):
             and c3.stride == (1, 1) and c3.padding == (0, 0)
             and c3.groups == 1 and c3.bias is None)
 
+    def _pooled_conv3(self, x: Tensor) -> Tensor:
+        """``mean_hw(conv3(x))`` as ``W3 @ mean_hw(x)`` (exact for a linear
+        1x1 conv): pools conv3's input, which has 4x fewer channels, instead
+        of its output. Carries no graph: in training the gate's gradient
+        flows through conv3's output (see ``bn_gated_residual``)."""
+        acc = torch.promote_types(x.dtype, torch.float32)
+        with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+            return F.linear(x.mean((2, 3), dtype=acc),
+                            self.conv3.weight.detach().to(acc).flatten(1))
+
     def forward(self, x: Tensor) -> Tensor:
 
         def _inner_forward(x):
@@ -112,24 +122,14 @@ class ECABottleneck(Bottleneck):
             out = self.relu(self.norm2(self.conv2(out)))
             if self.with_plugins:
                 out = self.forward_plugin(out, self.after_conv2_plugin_names)
-            pooled = None
-            if self._conv3_is_linear_1x1:
-                # mean_hw(conv3(out)) == W3 @ mean_hw(out): pool the input,
-                # which has 4x fewer channels, instead of the output (no
-                # graph: in training the gradient flows through conv3)
-                acc = torch.promote_types(out.dtype, torch.float32)
-                with torch.no_grad(), torch.autocast(out.device.type,
-                                                     enabled=False):
-                    pooled = F.linear(
-                        out.mean((2, 3), dtype=acc),
-                        self.conv3.weight.detach().to(acc).flatten(1))
-            out = self.conv3(out)
             if self.with_plugins and self.after_conv3_plugin_names:
-                out = self.eca(self.norm3(out))
+                out = self.eca(self.norm3(self.conv3(out)))
                 out = self.forward_plugin(out, self.after_conv3_plugin_names)
                 return out + identity
-            return bn_gated_residual(out, self.norm3, self.eca, identity,
-                                     pooled)
+            pooled = self._pooled_conv3(out) if self._conv3_is_linear_1x1 \
+                else None
+            return bn_gated_residual(self.conv3(out), self.norm3, self.eca,
+                                     identity, pooled)
 
         if self.with_cp and x.requires_grad:
             out = cp.checkpoint(_inner_forward, x, use_reentrant=False)

@@ -9,6 +9,7 @@ sees either the old complete file or the new complete one. mmengine's
 CheckpointHook updates ``last_checkpoint`` only after the checkpoint itself
 was written, so it never points at a partial file.
 """
+import glob
 import os
 import os.path as osp
 import tempfile
@@ -18,14 +19,29 @@ from typing import Union
 from mmengine.fileio.backends import LocalBackend, register_backend
 
 
+TEMP_SUFFIX = '.tmp'
+
+
+def _temp_prefix(name: str) -> str:
+    """Temporary files for ``name`` are ``.NAME.RANDOM.tmp``."""
+    return f'.{osp.basename(name)}.'
+
+
+def stale_temp_files(directory: str,
+                     names=('*.pth', 'last_checkpoint')) -> list:
+    """Temporary files :func:`_atomic_write` left in ``directory`` for files
+    matching ``names`` when its process was killed before the rename."""
+    return sorted({path for name in names for path in glob.glob(
+        osp.join(directory, _temp_prefix(name) + '*' + TEMP_SUFFIX))})
+
+
 def _atomic_write(data: Union[bytes, str], filepath: Union[str, Path],
                   mode: str, encoding: str = 'utf-8') -> None:
     filepath = str(filepath)
     directory = osp.dirname(osp.abspath(filepath))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory,
-                               prefix=f'.{osp.basename(filepath)}.',
-                               suffix='.tmp')
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temp_prefix(filepath),
+                               suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, mode, **({} if 'b' in mode else
                                     dict(encoding=encoding))) as f:

@@ -1,5 +1,4 @@
 """A CheckpointHook that never leaves the run without a good checkpoint."""
-import glob
 import os
 import os.path as osp
 
@@ -8,15 +7,7 @@ from mmengine.hooks import CheckpointHook
 
 from mmdet.registry import HOOKS
 
-from .atomic_backend import _atomic_write
-
-
-def stale_temp_files(directory: str) -> list:
-    """Temporary files :func:`_atomic_write` left in ``directory`` when its
-    process was killed before the rename (``.NAME.RANDOM.tmp``)."""
-    return sorted(set(glob.glob(osp.join(directory, '.*.pth.*.tmp')) +
-                      glob.glob(osp.join(directory,
-                                         '.last_checkpoint.*.tmp'))))
+from .atomic_backend import _atomic_write, stale_temp_files
 
 
 @HOOKS.register_module()

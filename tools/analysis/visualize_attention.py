@@ -115,6 +115,7 @@ def collect(config, checkpoint, split, max_images, data_root):
     from mmengine.dataset import pseudo_collate
     from mmengine.utils import ProgressBar
 
+    from eca_mmdet.runner import check_datasets_exist
     from mmdet.registry import DATASETS
     model, cfg = load_model(config, checkpoint, data_root)
     blocks = attention_blocks(model)
@@ -122,7 +123,6 @@ def collect(config, checkpoint, split, max_images, data_root):
     loader_cfg = cfg.get(f'{split}_dataloader')
     if not loader_cfg:
         raise ValueError(f'{config} has no {split}_dataloader')
-    from eca_mmdet.runner import check_datasets_exist
     check_datasets_exist(cfg, loaders=(f'{split}_dataloader', ))
     dataset = DATASETS.build(loader_cfg.dataset)
     classes = dataset.metainfo['classes']
