@@ -93,6 +93,15 @@ def _innermost_dataset(ds):
     return ds
 
 
+def _loader_datasets(cfg: Config, loaders: Iterable[str] = DATALOADERS):
+    """``(loader name, innermost dataset cfg)`` for each configured loader;
+    the dataset dicts are the config's own, so changes stick."""
+    for name in loaders:
+        loader = cfg.get(name)
+        if loader:
+            yield name, _innermost_dataset(loader.get('dataset', {}))
+
+
 def _dataset_paths(ds) -> List[Tuple[str, str]]:
     root = ds.get('data_root') or ''
     paths = []
@@ -110,11 +119,7 @@ def check_datasets_exist(cfg: Config,
                          loaders: Iterable[str] = DATALOADERS) -> None:
     """Raise :class:`DatasetNotFoundError` if a dataset is not where the
     config says, naming the path and how to point ``data_root`` elsewhere."""
-    for name in loaders:
-        loader = cfg.get(name)
-        if not loader:
-            continue
-        ds = _innermost_dataset(loader.get('dataset', {}))
+    for name, ds in _loader_datasets(cfg, loaders):
         for what, path in _dataset_paths(ds):
             if not osp.exists(path):
                 root = ds.get('data_root') or '.'
@@ -132,13 +137,10 @@ def set_data_root(cfg: Config, data_root: str) -> None:
     """Re-root every dataloader and COCO evaluator at ``data_root``."""
     data_root = osp.join(data_root, '')
     old_roots = set()
-    for name in DATALOADERS:
-        loader = cfg.get(name)
-        if loader:
-            ds = _innermost_dataset(loader.get('dataset', {}))
-            if ds.get('data_root'):
-                old_roots.add(ds['data_root'])
-            ds['data_root'] = data_root
+    for _, ds in _loader_datasets(cfg):
+        if ds.get('data_root'):
+            old_roots.add(ds['data_root'])
+        ds['data_root'] = data_root
     for name in EVALUATORS:
         evaluator = cfg.get(name)
         if not evaluator:
@@ -231,11 +233,7 @@ def diagnose_datasets(cfg: Config,
         None if every file looks usable.
     """
     from ..datasets import AnnotationError, check_coco_annotation_file
-    for name in loaders:
-        loader = cfg.get(name)
-        if not loader:
-            continue
-        ds = _innermost_dataset(loader.get('dataset', {}))
+    for name, ds in _loader_datasets(cfg, loaders):
         ann = ds.get('ann_file')
         if not ann or not str(ann).endswith('.json'):
             continue
