@@ -140,20 +140,24 @@ def test_variants_as_plugins_in_mmdet_resnet(cfg):
 
 @pytest.mark.parametrize('cfg', [dict(type='SE', reduction=16),
                                  dict(type='SEVar3'),
-                                 dict(type='ECANS', k_size=3)])
+                                 dict(type='ECANS', k_size=3),
+                                 dict(type='ECA', num_convs=2)])
 @pytest.mark.parametrize('depth', [18, 50])
-def test_ecaresnet_attention_cfg_matches_unfused_block(cfg, depth):
+def test_ecaresnet_attention_cfg_matches_unfused_block(cfg, depth,
+                                                       monkeypatch):
     """attention_cfg puts a variant in our (fused) blocks; training and
-    eval outputs equal the block computed the straightforward way."""
+    eval outputs, and in training the gradients of the input and of every
+    parameter, equal the block computed the straightforward way."""
     from eca_mmdet.backbones import ECAResNet
+    from eca_mmdet.layers import gated_residual
+    monkeypatch.setattr(gated_residual, 'FUSE_MIN_NUMEL', 0)
     torch.manual_seed(0)
     net = ECAResNet(depth=depth, base_channels=16, attention_cfg=cfg,
                     init_cfg=None).double()
     blk = net.layer2[0]
     assert type(blk.eca).__name__ == cfg['type']
-    for mode in (True, False):
-        blk.train(mode)
-        x = torch.randn(2, blk.conv1.in_channels, 9, 9, dtype=torch.float64)
+
+    def straightforward(x):
         identity = blk.downsample(x)
         out = blk.relu(blk.norm1(blk.conv1(x)))
         if depth == 18:
@@ -161,8 +165,29 @@ def test_ecaresnet_attention_cfg_matches_unfused_block(cfg, depth):
         else:
             out = blk.relu(blk.norm2(blk.conv2(out)))
             z = blk.norm3(blk.conv3(out))
-        want = torch.relu(identity + blk.eca(z))
-        assert torch.allclose(blk(x), want, atol=1e-10), mode
+        return torch.relu(identity + blk.eca(z))
+
+    def run(fn, x, w):
+        x = x.clone().requires_grad_(blk.training)
+        out = fn(x)
+        if not blk.training:
+            return out, {}
+        blk.zero_grad(set_to_none=True)
+        (out * w).sum().backward()
+        grads = {n: p.grad.clone() for n, p in blk.named_parameters()}
+        return out, dict(grads, input=x.grad)
+
+    for mode in (True, False):
+        blk.train(mode)
+        x = torch.randn(2, blk.conv1.in_channels, 9, 9, dtype=torch.float64)
+        w = torch.randn(blk(x).shape, dtype=torch.float64)
+        got, got_grads = run(blk, x, w)
+        want, want_grads = run(straightforward, x, w)
+        assert torch.allclose(got, want, atol=1e-10), mode
+        assert got_grads.keys() == want_grads.keys()
+        for k in got_grads:
+            assert torch.allclose(got_grads[k], want_grads[k], atol=1e-10,
+                                  rtol=1e-8), k
 
 
 def test_ablation_configs_and_table(capsys):

@@ -22,6 +22,13 @@ from eca_mmdet.backbones.eca_resnet import ECABottleneck
 from eca_mmdet.layers import gated_residual
 from conftest import randomize_bn
 
+@pytest.fixture(autouse=True)
+def fuse_every_size(monkeypatch):
+    """Tests use tiny maps; take the fused training node at every size
+    (``test_small_maps_take_plain_autograd`` checks the size rule)."""
+    monkeypatch.setattr(gated_residual, 'FUSE_MIN_NUMEL', 0)
+
+
 PLUGIN = [dict(cfg=dict(type='mmdet.ECA', k_size=None),
                position='after_conv3')]
 
@@ -102,8 +109,8 @@ def test_single_block_fp32_within_1e5(train):
 
 def test_default_backbone_uses_optimised_path(monkeypatch, x):
     calls = []
-    orig = gated_residual._GatedResidual.apply
-    monkeypatch.setattr(gated_residual._GatedResidual, 'apply',
+    orig = gated_residual._BNGatedResidual.apply
+    monkeypatch.setattr(gated_residual._BNGatedResidual, 'apply',
                         lambda *a: calls.append(1) or orig(*a))
     m = ECAResNet(depth=50)
     assert isinstance(m.layer1[0], ECABottleneck)
@@ -252,3 +259,94 @@ def test_bf16_autocast_block():
                     total['ours'] += err(ga[k], gf[k])
                     total['ref'] += err(gb[k], gf[k])
     assert total['ours'] <= 1.5 * total['ref'], total
+
+
+@pytest.mark.parametrize('batch_stats', [True, False])
+@pytest.mark.parametrize('affine', [True, False])
+@pytest.mark.parametrize('pooled_given', [True, False])
+def test_fused_bn_gate_residual_gradcheck(batch_stats, affine, pooled_given):
+    """The hand-written backward of the one-node BN + gate + residual
+    against finite differences (float64), with batch and running
+    statistics, with and without BN's affine, pooled mean given or not."""
+    from eca_mmdet.layers.eca import ECA
+    torch.manual_seed(0)
+    c = 6
+    eca = ECA(c, 3).double()
+    with torch.no_grad():
+        eca.conv.weight.copy_(torch.randn(1, 1, 3) * 2)
+    x = (torch.randn(3, c, 4, 5, dtype=torch.float64) * 2 + 1)
+    identity = torch.randn_like(x)
+    inputs = [x.requires_grad_(), identity.requires_grad_()]
+    if affine:
+        inputs += [(torch.rand(c, dtype=torch.float64) + 0.5).requires_grad_(),
+                   (torch.randn(c, dtype=torch.float64)).requires_grad_()]
+    rm = torch.randn(c, dtype=torch.float64) * 0.1
+    rv = torch.rand(c, dtype=torch.float64) + 0.5
+
+    def f(x, identity, weight=None, bias=None):
+        pooled = x.detach().mean((2, 3)) if pooled_given else None
+        return gated_residual._BNGatedResidual.apply(
+            x, weight, bias, identity, pooled, eca, batch_stats, rm.clone(),
+            rv.clone(), 0.1, 1e-5, *eca.parameters())
+
+    assert torch.autograd.gradcheck(f, inputs, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize('frozen', ['norm3', 'eca'])
+def test_frozen_bn_or_attention_params(frozen):
+    """Only some parameters train (frozen BN affine, or a frozen gate): the
+    others' gradients still equal the reference's."""
+    ours, ref = block_pair()
+    ours, ref = ours.double(), ref.double()
+    for m in (ours, ref):
+        for p in getattr(m, frozen).parameters():
+            p.requires_grad_(False)
+    x = torch.randn(4, 64, 12, 12, dtype=torch.float64)
+    for train in (True, False):  # batch and running statistics
+        ours.train(train)
+        ref.train(train)
+        for m in (ours, ref):
+            for mod in m.modules():
+                mod.train(train)
+        xo, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+        a, b = ours(xo), ref(xr)
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+        a.square().sum().backward()
+        b.square().sum().backward()
+        torch.testing.assert_close(xo.grad, xr.grad, atol=1e-10, rtol=1e-8)
+        for (n, p), q in zip(ours.named_parameters(), ref.parameters()):
+            assert (p.grad is None) == (q.grad is None) == \
+                (not p.requires_grad), n
+            if p.grad is not None:
+                torch.testing.assert_close(p.grad, q.grad, atol=1e-10,
+                                           rtol=1e-8, msg=n)
+            p.grad = q.grad = None
+
+
+def test_conv3_input_pooling_only_where_it_saves_reads():
+    """The gate's pooling reads conv3's input (4x fewer channels) on large
+    maps, equal to pooling conv3's output; on small maps, where the C x 4C
+    matrix-vector product costs more than the read it saves, it is off."""
+    block = ECABottleneck(inplanes=256, planes=64, eca_k_size=3).double()
+    big = torch.randn(2, 64, 32, 32, dtype=torch.float64)
+    small = torch.randn(2, 64, 2, 2, dtype=torch.float64)
+    torch.testing.assert_close(block._pooled_conv3(big),
+                               block.conv3(big).mean((2, 3)),
+                               atol=1e-12, rtol=1e-12)
+    assert block._pooled_conv3(small) is None  # 192 * 4 <= 64 * 256
+
+
+def test_small_maps_take_plain_autograd(monkeypatch):
+    """Below ``FUSE_MIN_NUMEL`` elements a block trains through plain
+    autograd ops (faster there); from it on through the fused node."""
+    monkeypatch.setattr(gated_residual, 'FUSE_MIN_NUMEL', 2**18)
+    calls = []
+    orig = gated_residual._BNGatedResidual.apply
+    monkeypatch.setattr(gated_residual._BNGatedResidual, 'apply',
+                        lambda *a: calls.append(a[0].shape) or orig(*a))
+    block = ECABottleneck(inplanes=256, planes=64, eca_k_size=3)
+    block.train()
+    block(torch.randn(2, 256, 16, 16, requires_grad=True)).sum().backward()
+    assert calls == []  # 2 x 256 x 16 x 16 = 131072 elements
+    block(torch.randn(2, 256, 32, 32, requires_grad=True)).sum().backward()
+    assert calls == [(2, 256, 32, 32)]

@@ -102,11 +102,19 @@ class ECABottleneck(Bottleneck):
             and c3.stride == (1, 1) and c3.padding == (0, 0)
             and c3.groups == 1 and c3.bias is None)
 
-    def _pooled_conv3(self, x: Tensor) -> Tensor:
+    def _pooled_conv3(self, x: Tensor) -> Optional[Tensor]:
         """``mean_hw(conv3(x))`` as ``W3 @ mean_hw(x)`` (exact for a linear
         1x1 conv): pools conv3's input, which has 4x fewer channels, instead
         of its output. Carries no graph: in training the gate's gradient
-        flows through conv3's output (see ``bn_gated_residual``)."""
+        flows through conv3's output (see ``bn_gated_residual``).
+
+        Returns None (pool conv3's output instead) where that is cheaper:
+        the route saves reading ``(C_out - C_in) * H * W`` values per image
+        and costs a ``C_in x C_out`` matrix-vector product, so it pays only
+        on large maps (e.g. not in layer4 at 224x224)."""
+        c_in, c_out = self.conv3.in_channels, self.conv3.out_channels
+        if (c_out - c_in) * x.shape[2] * x.shape[3] <= c_in * c_out:
+            return None
         acc = torch.promote_types(x.dtype, torch.float32)
         with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
             return F.linear(x.mean((2, 3), dtype=acc),

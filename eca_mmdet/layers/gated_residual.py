@@ -73,6 +73,147 @@ class _PooledAffine(torch.autograd.Function):
         return grad_z.expand(n, c, h, w), None
 
 
+# Below this many elements per block the fixed cost of the fused training
+# node (~40 small ops) exceeds the memory traffic it saves (measured on the
+# CPU: break-even near 2 x 512 x 16 x 16); peak memory is set by the large
+# maps, where the fused node is used.
+FUSE_MIN_NUMEL = 2**18
+
+# glibc serves blocks of >= 32 MiB by a fresh mmap, page-faulting on every
+# touch: a full-size temporary that large costs ~3x a read of it on the CPU.
+_MMAP_THRESHOLD_BYTES = 32 * 2**20
+
+
+def _sum_hw_product(a: Tensor, b: Tensor) -> Tensor:
+    """``(a * b).sum((2, 3))`` in ``a``'s dtype. Where the full-size product
+    would be a fresh mmap on the CPU, contract without materialising it
+    (einsum); elsewhere the product and sum are faster."""
+    if a.device.type == 'cpu' and \
+            a.numel() * a.element_size() >= _MMAP_THRESHOLD_BYTES:
+        return torch.einsum('nchw,nchw->nc', a, b)
+    return (a * b).sum((2, 3))
+
+
+def _gate_backward(eca: nn.Module, pooled: Tensor, gate: Tensor,
+                   grad_gate: Tensor):
+    """Backward of ``eca.gate_from_pooled`` at ``pooled`` (N, C): returns
+    ``dL/dpooled`` and one gradient (or None) per ``eca.parameters()``.
+
+    Uses the module's closed-form ``gate_backward`` where it has one (ECA),
+    else recomputes the gate's small graph and differentiates it."""
+    closed_form = getattr(eca, 'gate_backward', None)
+    result = closed_form(pooled, gate, grad_gate) if closed_form else None
+    params = list(eca.parameters())
+    if result is not None:
+        grad_pooled, grads = result
+        return grad_pooled, [g if p.requires_grad else None
+                             for p, g in zip(params, grads)]
+    trained = [p for p in params if p.requires_grad]
+    with torch.enable_grad():
+        pooled_in = pooled.detach().requires_grad_()
+        g = eca.gate_from_pooled(pooled_in)
+        grads = iter(torch.autograd.grad(
+            g, [pooled_in] + trained, grad_gate.view(g.shape).to(g.dtype),
+            allow_unused=True))
+    grad_pooled = next(grads)
+    return grad_pooled, [next(grads) if p.requires_grad else None
+                         for p in params]
+
+
+class _BNGatedResidual(torch.autograd.Function):
+    """``identity + z * gate(mean_hw(z))`` with ``z = batch_norm(x)``: batch
+    norm, the gate and the residual in one autograd node.
+
+    Forward allocates what plain ``bn(x); out += identity`` allocates (``z``,
+    then the add in place into it) and saves ``x`` as batch norm would.
+    Backward writes one full-size tensor, ``dL/dx``, like batch norm's own
+    backward; with ``G = dL/dout``, ``g`` the gate, ``P = dL/dmean_hw(z)``
+    from the gate's (tiny, recomputed) graph and ``xh`` the normalised input::
+
+        dL/dz = G * g + P / HW
+        dL/dg = w * sum_hw(G * xh) + b * sum_hw(G)
+        dL/dw = sum_n(g * sum_hw(G * xh) + P * sum_hw(xh) / HW)
+        dL/db = sum_n(g * sum_hw(G) + P)
+        dL/dx = w * invstd * (dL/dz - dL/db / M - xh * dL/dw / M)
+
+    (the last two terms only with batch statistics, ``M = N * H * W``), all
+    from two per-(N, C) reductions of ``G``: ``sum_hw(G * x)`` and
+    ``sum_hw(G)``. ``dL/dx`` is then one fused pass ``G * a + x * b + c``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, identity, pooled_x, eca, batch_stats,
+                running_mean, running_var, momentum, eps, *params):
+        acc = torch.promote_types(x.dtype, torch.float32)
+        if batch_stats:
+            z, mean, invstd = torch.native_batch_norm(
+                x, weight, bias, running_mean, running_var, True, momentum,
+                eps)
+        else:
+            mean = running_mean
+            invstd = torch.rsqrt(running_var + eps)
+            z = torch.batch_norm(x, weight, bias, running_mean, running_var,
+                                 False, 0.0, eps, False)
+        mean, invstd = mean.to(acc), invstd.to(acc)
+        if pooled_x is None:
+            pooled_x = x.mean((2, 3), dtype=acc)
+        pooled_x = pooled_x.to(acc)
+        xh_mean = (pooled_x - mean) * invstd  # mean_hw of the normalised x
+        pooled = xh_mean if weight is None else xh_mean * weight.to(acc)
+        if bias is not None:
+            pooled = pooled + bias.to(acc)
+        pooled = pooled.to(x.dtype)
+        gate = eca.gate_from_pooled(pooled).to(x.dtype)
+        ctx.eca, ctx.batch_stats = eca, batch_stats
+        ctx.save_for_backward(x, weight, bias, mean, invstd, xh_mean,
+                              pooled, gate)
+        # z is ours alone (nothing saved it): add in place, like ``+=``
+        return torch.addcmul(identity, z, gate, out=z)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight, bias, mean, invstd, xh_mean, pooled, gate = \
+            ctx.saved_tensors
+        n, c, h, w = x.shape
+        hw = h * w
+        acc = mean.dtype
+        sum_g = grad.sum((2, 3), dtype=acc)
+        sum_gx = _sum_hw_product(grad, x).to(acc)
+        sum_gxh = invstd * (sum_gx - mean * sum_g)  # sum_hw(G * xh)
+        wt = torch.ones_like(invstd) if weight is None else weight.to(acc)
+        grad_gate = wt * sum_gxh
+        if bias is not None:
+            grad_gate = grad_gate + bias.to(acc) * sum_g
+        # dL/d(pooled mean) and the gate parameters' gradients
+        eca = ctx.eca
+        grad_pooled, grad_params = _gate_backward(eca, pooled, gate,
+                                                  grad_gate.to(gate.dtype))
+        grad_pooled = grad_pooled.to(acc).view(n, c)
+        gate = gate.to(acc).view(n, c)
+        grad_w = (gate * sum_gxh + grad_pooled * xh_mean).sum(0)
+        grad_b = (gate * sum_g + grad_pooled).sum(0)
+        scale = wt * invstd
+        a = scale * gate
+        cst = scale * grad_pooled / hw
+        b = None
+        if ctx.batch_stats:
+            m = n * hw
+            b = -scale * invstd * grad_w / m
+            cst = cst - scale * grad_b / m - mean * b
+        cst = cst.to(x.dtype).view(n, c, 1, 1)
+        if b is None:
+            grad_x = torch.addcmul(cst, grad, a.to(x.dtype).view(n, c, 1, 1))
+        else:
+            grad_x = torch.addcmul(cst, x, b.to(x.dtype).view(1, c, 1, 1))
+            grad_x.addcmul_(grad, a.to(x.dtype).view(n, c, 1, 1))
+        needs = ctx.needs_input_grad
+        return (grad_x if needs[0] else None,
+                grad_w.to(weight.dtype) if needs[1] else None,
+                grad_b.to(bias.dtype) if needs[2] else None,
+                grad if needs[3] else None,
+                None, None, None, None, None, None, None, *grad_params)
+
+
 def _eval_affine(bn: nn.Module):
     """Per-channel ``scale, shift`` of a BN that uses its running stats."""
     if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.training \
@@ -116,6 +257,42 @@ def _affine_of_bn(bn: nn.Module, x: Tensor) -> Tuple[Tensor, Optional[Tensor],
     return z, scale, shift
 
 
+def _fusable(x: Tensor, bn: nn.Module, eca: nn.Module,
+             identity: Tensor) -> bool:
+    """Whether :class:`_BNGatedResidual` applies: plain ``BatchNorm2d``,
+    float32/64 without autocast (reductions and the fused ``dL/dx`` pass
+    stay in the input's precision) and eager mode (under ``torch.compile``
+    the composite path below is traced and fused by the compiler)."""
+    return (type(bn) is nn.BatchNorm2d and x.dim() == 4
+            and x.dtype in (torch.float32, torch.float64)
+            and identity.dtype == x.dtype
+            and hasattr(eca, 'gate_from_pooled')
+            and not torch.is_autocast_enabled(x.device.type)
+            and not torch.compiler.is_compiling())
+
+
+def _fused(x: Tensor, bn: nn.BatchNorm2d, eca: nn.Module, identity: Tensor,
+           pooled_x: Optional[Tensor]) -> Tensor:
+    """Run :class:`_BNGatedResidual`, with ``bn``'s running-statistics
+    bookkeeping done as ``BatchNorm2d.forward`` does it."""
+    batch_stats = bn.training or bn.running_mean is None
+    momentum = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats \
+            and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        if bn.momentum is None:  # cumulative moving average
+            momentum = 1.0 / float(bn.num_batches_tracked)
+    running_mean, running_var = bn.running_mean, bn.running_var
+    if batch_stats and not bn.training:  # no running stats to update
+        running_mean = running_var = None
+    weight = bn.weight if bn.affine else None
+    bias = bn.bias if bn.affine else None
+    return _BNGatedResidual.apply(
+        x, weight, bias, identity,
+        None if pooled_x is None else pooled_x.detach(), eca, batch_stats,
+        running_mean, running_var, momentum, bn.eps, *eca.parameters())
+
+
 def bn_gated_residual(x: Tensor, bn: nn.Module, eca: nn.Module,
                       identity: Tensor,
                       pooled_x: Optional[Tensor] = None) -> Tensor:
@@ -151,6 +328,13 @@ def bn_gated_residual(x: Tensor, bn: nn.Module, eca: nn.Module,
             # in place, like ``out += identity``: no new activation buffer
             return torch.addcmul(identity, z, gate, out=z)
         return torch.addcmul(identity, z, gate).to(z.dtype)
+    if x.numel() < FUSE_MIN_NUMEL:
+        # small maps: the fused node's ~40 tiny ops cost more than the
+        # memory traffic they save; plain autograd is faster here
+        z = bn(x)
+        return torch.addcmul(identity, z, eca.gate(z)).to(z.dtype)
+    if _fusable(x, bn, eca, identity):
+        return _fused(x, bn, eca, identity, pooled_x)
     z, scale, shift = _affine_of_bn(bn, x)
     if scale is not None and pooled_x is not None:
         # mean_hw(z) = scale * mean_hw(x) + shift: no full read of z

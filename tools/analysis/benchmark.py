@@ -9,14 +9,18 @@ Variants (same depth, same weights init, same input):
   1-D conv, sigmoid, separate full-size multiply (the straightforward port)
 * ``se``     -- mmdet's ``ResNet`` + the ``SE`` plugin (reduction 16)
 
-Timing interleaves the variants round by round (so drift of a shared
-machine hits all of them alike) and reports the median with min/max over
-``--repeats`` rounds after ``--warmup`` rounds; ratios are to ``plain`` from
-the same run. Peak memory is measured in a fresh subprocess per variant, for
-the first step after the model is built: on the CPU the growth of the peak
-resident set (``VmHWM``, reset through ``/proc/self/clear_refs``) over the
-resident set before the step; on CUDA ``max_memory_allocated`` over the
-memory allocated before the step.
+Timing interleaves the variants round by round, rotating their order, and
+reports the median step time with min/max over ``--repeats`` rounds after
+``--warmup`` rounds. The time ratio to ``plain`` is paired: each round gives
+``variant / plain`` from steps seconds apart (so drift of a shared machine
+cancels), and the table shows the geometric mean of those ratios with a 95%
+bootstrap interval. On a noisy machine, raise ``--repeats`` until the
+interval is as narrow as the question needs. Peak memory is measured in a fresh subprocess per variant, for
+the second step after the model is built (the first creates the ``.grad``
+tensors): the peak of live tensor bytes during the step over those live
+before it -- on the CPU from the allocator events recorded by
+``torch.profiler`` (``profile_memory=True``), on CUDA from
+``max_memory_allocated``.
 
 Examples::
 
@@ -142,6 +146,10 @@ def sync(device):
 
 
 def time_variants(args, variants):
+    """Step times per variant, one step of each variant per round.
+
+    The order within a round rotates from round to round, so no variant
+    always runs first (or right after the same neighbour)."""
     steps = {}
     for v in variants:
         model = build(args.task, v, args.depth, args.device)
@@ -149,7 +157,8 @@ def time_variants(args, variants):
                              args.size, args.device)
     times = {v: [] for v in variants}
     for r in range(args.warmup + args.repeats):
-        for v in variants:
+        shift = r % len(variants)
+        for v in variants[shift:] + variants[:shift]:
             sync(args.device)
             t = time.perf_counter()
             steps[v]()
@@ -159,12 +168,47 @@ def time_variants(args, variants):
     return times
 
 
-def _proc_status(key):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1]) * 1024
-    raise KeyError(key)
+def paired_ratio(times, base, resamples=2000, seed=0):
+    """Time ratio of ``times`` to ``base`` from the same rounds.
+
+    Each round gives one ratio ``times[r] / base[r]``, taken seconds apart,
+    so slow drift of a shared machine cancels. Returns the geometric mean of
+    the per-round ratios and a 95% bootstrap interval for it (percentile
+    method, ``resamples`` resamples of the rounds, fixed ``seed``)."""
+    import math
+    import random
+    logs = [math.log(t / b) for t, b in zip(times, base)]
+    if not logs:
+        raise ValueError('paired_ratio needs at least one round')
+    rng = random.Random(seed)
+    means = sorted(
+        statistics.fmean(rng.choices(logs, k=len(logs)))
+        for _ in range(resamples))
+    lo = means[int(0.025 * (resamples - 1))]
+    hi = means[int(0.975 * (resamples - 1))]
+    return (math.exp(statistics.fmean(logs)), math.exp(lo), math.exp(hi))
+
+
+def cpu_peak_bytes(step):
+    """Peak bytes of live CPU tensors during ``step()`` over those live
+    before it, from the allocation and free events that the profiler
+    records at PyTorch's allocator: the CPU counterpart of
+    ``torch.cuda.max_memory_allocated``, and unlike the process's resident
+    set it does not depend on what glibc keeps cached or returns."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU],
+                 profile_memory=True) as prof:
+        step()
+    events = [e for e in prof.profiler.kineto_results.events()
+              if e.name() == '[memory]' and e.device_type() ==
+              torch.autograd.DeviceType.CPU]
+    events.sort(key=lambda e: e.start_ns())
+    live = peak = 0
+    for e in events:
+        live += e.nbytes()
+        peak = max(peak, live)
+    return peak
 
 
 def memory_worker(args):
@@ -173,6 +217,7 @@ def memory_worker(args):
     model = build(args.task, args.variant, args.depth, args.device)
     step = make_step(args.task, model, args.mode, args.batch, args.size,
                      args.device)
+    step()  # the first step creates the .grad tensors
     if args.device.startswith('cuda'):
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
@@ -181,13 +226,7 @@ def memory_worker(args):
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - base
     else:
-        # reset the kernel's peak-RSS mark to the current RSS (Linux >= 4.0)
-        # so the model build's own peak does not hide the step's
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        base = _proc_status('VmRSS')
-        step()
-        peak = _proc_status('VmHWM') - base
+        peak = cpu_peak_bytes(step)
     print(json.dumps(dict(peak_bytes=peak)))
 
 
@@ -207,15 +246,17 @@ def sweep(args, variants):
     sizes = [(s, s) for s in args.sweep] + [tuple(args.size)]
     results = []
     print(f'{args.task} R-{args.depth} {args.mode}, batch {args.batch}: '
-          f'median time / plain, {args.repeats} rounds')
+          f'time / plain (geometric mean of {args.repeats} paired rounds)')
     print(f'{"size":>10} ' + ' '.join(f'{v:>7}' for v in variants))
     for size in sizes:
         a = copy.copy(args)
         a.size = list(size)
         times = time_variants(a, variants)
         base = statistics.median(times['plain'])
-        ratios = {v: statistics.median(times[v]) / base for v in variants}
-        results.append(dict(size=size, plain_s=base, ratios=ratios))
+        cis = {v: paired_ratio(times[v], times['plain']) for v in variants}
+        ratios = {v: cis[v][0] for v in variants}
+        results.append(dict(size=size, plain_s=base, ratios=ratios,
+                            ci95={v: cis[v][1:] for v in variants}))
         print(f'{size[0]:>4}x{size[1]:<5} ' +
               ' '.join(f'{ratios[v]:7.3f}' for v in variants), flush=True)
     if args.json:
@@ -289,13 +330,14 @@ def main(argv=None):
     if args.sweep:
         return sweep(args, variants)
     times = time_variants(args, variants)
-    base = statistics.median(times['plain'])
     rows = []
     for v in variants:
         med = statistics.median(times[v])
+        ratio, lo, hi = paired_ratio(times[v], times['plain'])
         row = dict(variant=v, median_s=med, min_s=min(times[v]),
-                   max_s=max(times[v]), ratio=med / base,
-                   images_per_s=args.batch / med)
+                   max_s=max(times[v]), ratio=ratio, ratio_ci95=(lo, hi),
+                   median_ratio=med / statistics.median(times['plain']),
+                   images_per_s=args.batch / med, times_s=times[v])
         rows.append(row)
     if args.memory:
         mems = {v: measure_memory(args, v) for v in variants}
@@ -306,17 +348,20 @@ def main(argv=None):
         torch.cuda.get_device_name()
     title = (f'{args.task} R-{args.depth} {args.mode}, batch {args.batch}, '
              f'{args.size[0]}x{args.size[1]}, {dev}, {args.threads} threads, '
-             f'median of {args.repeats} after {args.warmup} warm-up')
+             f'{args.repeats} rounds after {args.warmup} warm-up')
     print(title)
+    print('time x: geometric mean over rounds of (variant / plain in the '
+          'same round), with its 95% bootstrap interval')
     head = f'{"variant":<8} {"median s":>9} {"min s":>8} {"max s":>8} ' \
-           f'{"img/s":>7} {"time x":>7}'
+           f'{"img/s":>7} {"time x":>7} {"95% interval":>13}'
     if args.memory:
         head += f' {"peak MiB":>9} {"mem x":>6}'
     print(head)
     for r in rows:
         line = (f'{r["variant"]:<8} {r["median_s"]:9.4f} {r["min_s"]:8.4f} '
                 f'{r["max_s"]:8.4f} {r["images_per_s"]:7.2f} '
-                f'{r["ratio"]:7.3f}')
+                f'{r["ratio"]:7.3f}   {r["ratio_ci95"][0]:.3f}-'
+                f'{r["ratio_ci95"][1]:.3f}')
         if args.memory:
             line += f' {r["peak_mib"]:9.0f} {r["mem_ratio"]:6.3f}'
         print(line)
