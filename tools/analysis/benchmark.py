@@ -9,14 +9,16 @@ Variants (same depth, same weights init, same input):
   1-D conv, sigmoid, separate full-size multiply (the straightforward port)
 * ``se``     -- mmdet's ``ResNet`` + the ``SE`` plugin (reduction 16)
 
-Timing interleaves the variants round by round, rotating their order, and
+Timing interleaves the variants round by round, in a shuffled order, and
 reports the median step time with min/max over ``--repeats`` rounds after
 ``--warmup`` rounds. The time ratio to ``plain`` is paired: each round gives
 ``variant / plain`` from steps seconds apart (so drift of a shared machine
 cancels), and the table shows the geometric mean of those ratios with a 95%
 bootstrap interval. On a noisy machine, raise ``--repeats`` until the
-interval is as narrow as the question needs. Peak memory is measured in a fresh subprocess per variant, for
-the second step after the model is built (the first creates the ``.grad``
+interval is as narrow as the question needs.
+
+Peak memory is measured in a fresh subprocess per variant, for the second
+step after the model is built (the first creates the ``.grad``
 tensors): the peak of live tensor bytes during the step over those live
 before it -- on the CPU from the allocator events recorded by
 ``torch.profiler`` (``profile_memory=True``), on CUDA from
@@ -24,8 +26,8 @@ before it -- on the CPU from the allocator events recorded by
 
 Examples::
 
-    python tools/analysis/benchmark.py                       # backbone R-50/101, CPU
-    python tools/analysis/benchmark.py --task detector       # Faster R-CNN R-101 predict
+    python tools/analysis/benchmark.py                  # R-50 backbone, CPU
+    python tools/analysis/benchmark.py --task detector  # Faster R-CNN predict
     python tools/analysis/benchmark.py --device cuda --size 800 1216
 """
 import argparse
@@ -148,8 +150,12 @@ def sync(device):
 def time_variants(args, variants):
     """Step times per variant, one step of each variant per round.
 
-    The order within a round rotates from round to round, so no variant
-    always runs first (or right after the same neighbour)."""
+    The order within a round is shuffled (seeded), so no variant always
+    runs first or always right after the same other variant (what a step
+    leaves in the caches and the allocator can speed up or slow down the
+    next one)."""
+    import random
+    rng = random.Random(0)
     steps = {}
     for v in variants:
         model = build(args.task, v, args.depth, args.device)
@@ -157,8 +163,7 @@ def time_variants(args, variants):
                              args.size, args.device)
     times = {v: [] for v in variants}
     for r in range(args.warmup + args.repeats):
-        shift = r % len(variants)
-        for v in variants[shift:] + variants[:shift]:
+        for v in rng.sample(variants, len(variants)):
             sync(args.device)
             t = time.perf_counter()
             steps[v]()
