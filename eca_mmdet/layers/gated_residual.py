@@ -228,6 +228,18 @@ def _eval_affine(bn: nn.Module):
     return scale, shift
 
 
+def _count_batch_and_momentum(bn: nn.Module) -> float:
+    """Count a training batch in ``bn.num_batches_tracked`` and return the
+    running-statistics momentum, as ``_BatchNorm.forward`` does."""
+    momentum = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats \
+            and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        if bn.momentum is None:  # cumulative moving average
+            momentum = 1.0 / float(bn.num_batches_tracked)
+    return momentum
+
+
 def _affine_of_bn(bn: nn.Module, x: Tensor) -> Tuple[Tensor, Optional[Tensor],
                                                      Optional[Tensor]]:
     """Run ``bn`` on ``x``; also return per-channel ``scale``/``shift`` with
@@ -241,12 +253,7 @@ def _affine_of_bn(bn: nn.Module, x: Tensor) -> Tuple[Tensor, Optional[Tensor],
                 affine[1].detach().view(1, -1))
     weight = bn.weight if bn.affine else None
     bias = bn.bias if bn.affine else None
-    momentum = 0.0 if bn.momentum is None else bn.momentum
-    if bn.training and bn.track_running_stats \
-            and bn.num_batches_tracked is not None:
-        bn.num_batches_tracked.add_(1)
-        if bn.momentum is None:  # cumulative moving average
-            momentum = 1.0 / float(bn.num_batches_tracked)
+    momentum = _count_batch_and_momentum(bn)
     z, mean, invstd = torch.native_batch_norm(
         x, weight, bias, bn.running_mean, bn.running_var, True, momentum,
         bn.eps)
@@ -276,12 +283,7 @@ def _fused(x: Tensor, bn: nn.BatchNorm2d, eca: nn.Module, identity: Tensor,
     """Run :class:`_BNGatedResidual`, with ``bn``'s running-statistics
     bookkeeping done as ``BatchNorm2d.forward`` does it."""
     batch_stats = bn.training or bn.running_mean is None
-    momentum = 0.0 if bn.momentum is None else bn.momentum
-    if bn.training and bn.track_running_stats \
-            and bn.num_batches_tracked is not None:
-        bn.num_batches_tracked.add_(1)
-        if bn.momentum is None:  # cumulative moving average
-            momentum = 1.0 / float(bn.num_batches_tracked)
+    momentum = _count_batch_and_momentum(bn)
     running_mean, running_var = bn.running_mean, bn.running_var
     if batch_stats and not bn.training:  # no running stats to update
         running_mean = running_var = None
