@@ -10,6 +10,7 @@ The blocks subclass mmdet's and keep every option of mmdet's ``ResNet``; the
 ECA tail runs through :func:`bn_gated_residual` (one fused ``addcmul``, and no
 extra activation kept for backward).
 """
+from functools import partial
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -134,8 +135,9 @@ class ECABottleneck(Bottleneck):
                 out = self.eca(self.norm3(self.conv3(out)))
                 out = self.forward_plugin(out, self.after_conv3_plugin_names)
                 return out + identity
-            pooled = self._pooled_conv3(out) if self._conv3_is_linear_1x1 \
-                else None
+            # computed only where the tail uses it
+            pooled = partial(self._pooled_conv3, out) \
+                if self._conv3_is_linear_1x1 else None
             return bn_gated_residual(self.conv3(out), self.norm3, self.eca,
                                      identity, pooled)
 

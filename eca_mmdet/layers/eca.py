@@ -48,6 +48,26 @@ def adaptive_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
     return t if t % 2 else t + 1
 
 
+def spatial_mean(x: Tensor) -> Tensor:
+    """``x.mean((2, 3))`` computed as a sum times ``1 / (H * W)``.
+
+    Same value (accumulated in at least float32, returned in ``x``'s
+    dtype), and robust under AMP and channels_last unlike
+    ``AdaptiveAvgPool2d``. Its backward is a broadcast view of the (N, C)
+    gradient, where the backward of ``mean`` writes a full (N, C, H, W)
+    tensor (a division of the expanded gradient): one full-size pass and
+    allocation less per block in training.
+
+    Args:
+        x (Tensor): Features of shape (N, C, H, W).
+
+    Returns:
+        Tensor: Their mean over H and W, shape (N, C).
+    """
+    acc = torch.promote_types(x.dtype, torch.float32)
+    return x.sum((2, 3), dtype=acc).div_(x.shape[2] * x.shape[3]).to(x.dtype)
+
+
 def check_kernel_size(k_size) -> int:
     """Validate an ECA kernel size and return it as an int.
 
@@ -123,9 +143,7 @@ class ECA(nn.Module):
         Returns:
             Tensor: Gate of shape (N, C, 1, 1), in ``x``'s dtype.
         """
-        # mean over H, W (robust under AMP and channels_last, unlike
-        # AdaptiveAvgPool2d)
-        return self.gate_from_pooled(x.mean((2, 3))).to(x.dtype)
+        return self.gate_from_pooled(spatial_mean(x)).to(x.dtype)
 
     def gate_from_pooled(self, y: Tensor) -> Tensor:
         """Gate from already pooled features ``y`` of shape (N, C).
@@ -161,11 +179,11 @@ class ECA(nn.Module):
         g = gate.view(n, c)
         # d sigmoid, then the conv's transpose: correlate with the flipped
         # kernel; the kernel's gradient correlates the input with du
-        du = grad_gate.view(n, c) * g * (1 - g)
+        du = torch.ops.aten.sigmoid_backward(grad_gate.view(n, c), g)
         weight = self.conv.weight.view(k).to(du.dtype)
         grad_y = F.pad(du, (pad, pad)).unfold(-1, k, 1).matmul(weight.flip(0))
         windows = F.pad(y.to(du.dtype), (pad, pad)).unfold(-1, k, 1)
-        grad_w = torch.einsum('nck,nc->k', windows, du)
+        grad_w = torch.mv(windows.reshape(n * c, k).t(), du.reshape(n * c))
         return grad_y, (grad_w.view_as(self.conv.weight), )
 
     def _conv1d(self, y: Tensor, weight: Tensor) -> Tensor:

@@ -16,11 +16,14 @@ gradient can be computed from ``x`` without ever storing ``z``::
 returns ``identity + z * g`` through one fused ``addcmul``; in training it
 saves only ``x`` (shared with batch norm), ``g`` and two C-vectors.
 """
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 from torch import Tensor
+
+
+PooledInput = Union[None, Tensor, Callable[[], Optional[Tensor]]]
 
 
 class _GatedResidual(torch.autograd.Function):
@@ -78,21 +81,6 @@ class _PooledAffine(torch.autograd.Function):
 # CPU: break-even near 2 x 512 x 16 x 16); peak memory is set by the large
 # maps, where the fused node is used.
 FUSE_MIN_NUMEL = 2**18
-
-# glibc serves blocks of >= 32 MiB by a fresh mmap, page-faulting on every
-# touch: a full-size temporary that large costs ~3x a read of it on the CPU.
-_MMAP_THRESHOLD_BYTES = 32 * 2**20
-
-
-def _sum_hw_product(a: Tensor, b: Tensor) -> Tensor:
-    """``(a * b).sum((2, 3))`` in ``a``'s dtype. Where the full-size product
-    would be a fresh mmap on the CPU, contract without materialising it
-    (einsum); elsewhere the product and sum are faster."""
-    if a.device.type == 'cpu' and \
-            a.numel() * a.element_size() >= _MMAP_THRESHOLD_BYTES:
-        return torch.einsum('nchw,nchw->nc', a, b)
-    return (a * b).sum((2, 3))
-
 
 def _gate_backward(eca: nn.Module, pooled: Tensor, gate: Tensor,
                    grad_gate: Tensor):
@@ -178,7 +166,10 @@ class _BNGatedResidual(torch.autograd.Function):
         hw = h * w
         acc = mean.dtype
         sum_g = grad.sum((2, 3), dtype=acc)
-        sum_gx = _sum_hw_product(grad, x).to(acc)
+        # the one full-size buffer of this backward: G * x, reduced, then
+        # overwritten with dL/dx
+        grad_x = torch.mul(grad, x)
+        sum_gx = grad_x.sum((2, 3), dtype=acc)
         sum_gxh = invstd * (sum_gx - mean * sum_g)  # sum_hw(G * xh)
         wt = torch.ones_like(invstd) if weight is None else weight.to(acc)
         grad_gate = wt * sum_gxh
@@ -201,11 +192,14 @@ class _BNGatedResidual(torch.autograd.Function):
             b = -scale * invstd * grad_w / m
             cst = cst - scale * grad_b / m - mean * b
         cst = cst.to(x.dtype).view(n, c, 1, 1)
+        a = a.to(x.dtype).view(n, c, 1, 1)
+        # full-size operands first: with a broadcast first operand
+        # (``addcmul(cst, x, b)``) PyTorch takes a 2-3x slower kernel
         if b is None:
-            grad_x = torch.addcmul(cst, grad, a.to(x.dtype).view(n, c, 1, 1))
+            torch.mul(grad, a, out=grad_x).add_(cst)
         else:
-            grad_x = torch.addcmul(cst, x, b.to(x.dtype).view(1, c, 1, 1))
-            grad_x.addcmul_(grad, a.to(x.dtype).view(n, c, 1, 1))
+            torch.mul(x, b.to(x.dtype).view(1, c, 1, 1), out=grad_x)
+            grad_x.add_(cst).addcmul_(grad, a)
         needs = ctx.needs_input_grad
         return (grad_x if needs[0] else None,
                 grad_w.to(weight.dtype) if needs[1] else None,
@@ -295,9 +289,13 @@ def _fused(x: Tensor, bn: nn.BatchNorm2d, eca: nn.Module, identity: Tensor,
         running_mean, running_var, momentum, bn.eps, *eca.parameters())
 
 
+def _resolve(pooled_x: PooledInput) -> Optional[Tensor]:
+    return pooled_x() if callable(pooled_x) else pooled_x
+
+
 def bn_gated_residual(x: Tensor, bn: nn.Module, eca: nn.Module,
                       identity: Tensor,
-                      pooled_x: Optional[Tensor] = None) -> Tensor:
+                      pooled_x: PooledInput = None) -> Tensor:
     """Compute ``identity + z * eca.gate(z)`` with ``z = bn(x)``, lean in time
     and memory.
 
@@ -307,10 +305,11 @@ def bn_gated_residual(x: Tensor, bn: nn.Module, eca: nn.Module,
         eca (nn.Module): The attention module (``gate`` and
             ``gate_from_pooled``).
         identity (Tensor): The residual branch, same shape as ``x``.
-        pooled_x (Tensor, optional): ``mean_hw(x)`` of shape (N, C) if the
-            caller can get it cheaper than reading ``x``; it should carry no
-            autograd graph (in training the gate's gradient still reaches
-            everything through ``z``).
+        pooled_x (Tensor | callable, optional): ``mean_hw(x)`` of shape
+            (N, C) if the caller can get it cheaper than reading ``x``, or a
+            function returning it (or None), called only on the paths that
+            use it; it should carry no autograd graph (in training the
+            gate's gradient still reaches everything through ``z``).
 
     Returns:
         Tensor: ``identity + z * gate`` (before the final ReLU), in ``z``'s
@@ -321,7 +320,8 @@ def bn_gated_residual(x: Tensor, bn: nn.Module, eca: nn.Module,
     if not torch.is_grad_enabled():
         affine = _eval_affine(bn) if pooled_x is not None else None
         z = bn(x)
-        if affine is not None:  # mean(bn(x)) = scale * mean(x) + shift
+        pooled_x = _resolve(pooled_x) if affine is not None else None
+        if pooled_x is not None:  # mean(bn(x)) = scale * mean(x) + shift
             gate = eca.gate_from_pooled(
                 (pooled_x * affine[0] + affine[1]).to(z.dtype)).to(z.dtype)
         else:
@@ -335,6 +335,7 @@ def bn_gated_residual(x: Tensor, bn: nn.Module, eca: nn.Module,
         # memory traffic they save; plain autograd is faster here
         z = bn(x)
         return torch.addcmul(identity, z, eca.gate(z)).to(z.dtype)
+    pooled_x = _resolve(pooled_x)
     if _fusable(x, bn, eca, identity):
         return _fused(x, bn, eca, identity, pooled_x)
     z, scale, shift = _affine_of_bn(bn, x)

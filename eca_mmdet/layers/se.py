@@ -13,6 +13,8 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 
+from .eca import spatial_mean
+
 
 @MODELS.register_module()
 class SE(nn.Module):
@@ -42,7 +44,7 @@ class SE(nn.Module):
 
     def gate(self, x: Tensor) -> Tensor:
         """Return the (N, C, 1, 1) attention weights."""
-        return self.gate_from_pooled(x.mean((2, 3))).to(x.dtype)
+        return self.gate_from_pooled(spatial_mean(x)).to(x.dtype)
 
     def gate_from_pooled(self, y: Tensor) -> Tensor:
         """Gate (N, C, 1, 1) from pooled features ``y`` of shape (N, C)."""

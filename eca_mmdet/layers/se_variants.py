@@ -33,7 +33,7 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 
-from .eca import check_kernel_size
+from .eca import check_kernel_size, spatial_mean
 
 
 class ChannelGate(nn.Module):
@@ -55,7 +55,7 @@ class ChannelGate(nn.Module):
 
     def gate(self, x: Tensor) -> Tensor:
         """Gate (N, C, 1, 1) of features ``x`` (N, C, H, W)."""
-        return self.gate_from_pooled(x.mean((2, 3))).to(x.dtype)
+        return self.gate_from_pooled(spatial_mean(x)).to(x.dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.gate(x)

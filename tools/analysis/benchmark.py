@@ -5,8 +5,10 @@ Variants (same depth, same weights init, same input):
 
 * ``plain``  -- mmdet's ``ResNet``
 * ``eca``    -- our ``ECAResNet`` (fused gate+residual, lean backward)
-* ``naive``  -- mmdet's ``ResNet`` + the ``ECA`` plugin after conv3: pool,
-  1-D conv, sigmoid, separate full-size multiply (the straightforward port)
+* ``naive``  -- mmdet's ``ResNet`` + the authors' ``eca_layer`` (their
+  ``models/eca_module.py``, :class:`StraightforwardECA`) as a plugin after
+  conv3: ``AdaptiveAvgPool2d``, ``nn.Conv1d``, sigmoid, separate full-size
+  multiply -- the straightforward port
 * ``se``     -- mmdet's ``ResNet`` + the ``SE`` plugin (reduction 16)
 
 Timing interleaves the variants round by round, in a shuffled order, and
@@ -45,6 +47,37 @@ sys.path.insert(0, ROOT)
 VARIANTS = ('plain', 'eca', 'naive', 'se')
 
 
+def straightforward_eca():
+    """The authors' ``eca_layer`` (``models/eca_module.py`` of
+    BangguWu/ECANet), verbatim but for the mmdet plugin signature
+    (``in_channels``; ``k_size=None`` picks the paper's adaptive size).
+    Kept independent of ``eca_mmdet`` so the baseline does not move when
+    our layer is optimised."""
+    import torch.nn as nn
+
+    from eca_mmdet.layers.eca import adaptive_kernel_size
+
+    class StraightforwardECA(nn.Module):
+        _abbr_ = 'eca'
+
+        def __init__(self, in_channels, k_size=None):
+            super().__init__()
+            if k_size is None:
+                k_size = adaptive_kernel_size(in_channels)
+            self.avg_pool = nn.AdaptiveAvgPool2d(1)
+            self.conv = nn.Conv1d(1, 1, kernel_size=k_size,
+                                  padding=(k_size - 1) // 2, bias=False)
+            self.sigmoid = nn.Sigmoid()
+
+        def forward(self, x):
+            y = self.avg_pool(x)
+            y = self.conv(y.squeeze(-1).transpose(-1, -2))
+            y = self.sigmoid(y.transpose(-1, -2).unsqueeze(-1))
+            return x * y.expand_as(x)
+
+    return StraightforwardECA
+
+
 def build_backbone(variant, depth):
     from mmdet.models.backbones import ResNet
 
@@ -55,7 +88,7 @@ def build_backbone(variant, depth):
         return ResNet(**common)
     if variant == 'eca':
         return ECAResNet(k_size=None, **common)
-    plugin = dict(type='mmdet.ECA', k_size=None) if variant == 'naive' \
+    plugin = dict(type=straightforward_eca()) if variant == 'naive' \
         else dict(type='mmdet.SE', reduction=16)
     return ResNet(plugins=[dict(cfg=plugin, position='after_conv3')],
                   **common)
@@ -79,7 +112,7 @@ def build_detector(variant, depth):
         cfg = Config.fromfile(osp.join(ROOT, DETECTOR_CONFIGS['plain']
                                        .format(d=depth)))
         cfg.model.backbone.plugins = [dict(
-            cfg=dict(type='ECA', k_size=None), position='after_conv3')]
+            cfg=dict(type=straightforward_eca()), position='after_conv3')]
     else:
         cfg = Config.fromfile(osp.join(ROOT, DETECTOR_CONFIGS[variant]
                                        .format(d=depth)))
