@@ -59,3 +59,28 @@ def test_cli_backbone_training_with_memory(tmp_path):
     # the straightforward ECA keeps bn3's output for backward: more memory
     assert rows['naive']['peak_mib'] > rows['plain']['peak_mib']
     assert '95% interval' in proc.stdout
+
+
+def test_straightforward_baseline_is_eca():
+    """The benchmark's ``naive`` baseline (the authors' ``eca_layer``)
+    computes ECA: same output as our layer with the same weights."""
+    from eca_mmdet.layers import ECA
+    naive = benchmark.straightforward_eca()(in_channels=64).double()
+    assert naive.conv.kernel_size == (3, )  # adaptive size for C = 64
+    ours = ECA(64, k_size=3).double()
+    ours.load_state_dict(naive.state_dict())
+    x = torch.randn(2, 64, 5, 6, dtype=torch.float64)
+    torch.testing.assert_close(naive(x), ours(x), rtol=1e-12, atol=1e-12)
+
+
+def test_tail_benchmark_cli():
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools/analysis/benchmark_tail.py'),
+         '--size', '64', '--batch', '1', '--rounds', '2', '--threads', '1'],
+        capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    # one row per ResNet-50 stage, each saying which path trains it
+    assert sum(line.rstrip().endswith(('fused', 'autograd'))
+               for line in lines) == 4
+    assert lines[-1].split()[0] == 'total'

@@ -339,14 +339,33 @@ def test_conv3_input_pooling_only_where_it_saves_reads():
 def test_small_maps_take_plain_autograd(monkeypatch):
     """Below ``FUSE_MIN_NUMEL`` elements a block trains through plain
     autograd ops (faster there); from it on through the fused node."""
-    monkeypatch.setattr(gated_residual, 'FUSE_MIN_NUMEL', 2**18)
-    calls = []
+    monkeypatch.setattr(gated_residual, 'FUSE_MIN_NUMEL', 2**19)
+    calls, pooled = [], []
     orig = gated_residual._BNGatedResidual.apply
     monkeypatch.setattr(gated_residual._BNGatedResidual, 'apply',
                         lambda *a: calls.append(a[0].shape) or orig(*a))
     block = ECABottleneck(inplanes=256, planes=64, eca_k_size=3)
+    orig_pool = block._pooled_conv3
+    monkeypatch.setattr(block, '_pooled_conv3',
+                        lambda x: pooled.append(x.shape) or orig_pool(x))
     block.train()
     block(torch.randn(2, 256, 16, 16, requires_grad=True)).sum().backward()
-    assert calls == []  # 2 x 256 x 16 x 16 = 131072 elements
+    # 2 x 256 x 16 x 16 = 131072 elements; conv3's input is not pooled
+    # either (that path reads the gate's input from conv3's output)
+    assert calls == [] and pooled == []
     block(torch.randn(2, 256, 32, 32, requires_grad=True)).sum().backward()
-    assert calls == [(2, 256, 32, 32)]
+    assert calls == [(2, 256, 32, 32)] and pooled == [(2, 64, 32, 32)]
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_one_pass_hw_sums(channels_last):
+    """``sum_hw(G)`` and ``sum_hw(G * x)`` from batch norm's backward
+    kernel (contiguous maps) or the plain product (other layouts)."""
+    g = torch.randn(2, 6, 5, 7, dtype=torch.float64)
+    x = torch.randn(2, 6, 5, 7, dtype=torch.float64) + 3
+    if channels_last:
+        g = g.to(memory_format=torch.channels_last)
+    sum_g, sum_gx = gated_residual._sum_hw_and_sum_hw_product(g, x)
+    torch.testing.assert_close(sum_g, g.sum((2, 3)), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(sum_gx, (g * x).sum((2, 3)), rtol=1e-12,
+                               atol=1e-12)

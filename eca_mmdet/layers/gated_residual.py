@@ -77,10 +77,31 @@ class _PooledAffine(torch.autograd.Function):
 
 
 # Below this many elements per block the fixed cost of the fused training
-# node (~40 small ops) exceeds the memory traffic it saves (measured on the
-# CPU: break-even near 2 x 512 x 16 x 16); peak memory is set by the large
-# maps, where the fused node is used.
-FUSE_MIN_NUMEL = 2**18
+# node (~35 small ops, ~10 us each) exceeds the memory traffic it saves:
+# on the 2-core CPU of docs/benchmarks.md (tools/analysis/benchmark.py
+# tails), 2 x 512 x 16 x 16 and 2 x 2048 x 8 x 8 train faster through plain
+# autograd, 2 x 256 x 32 x 32 and 2 x 1024 x 16 x 16 through the fused node.
+# Peak memory is set by the large maps, where the fused node is used.
+FUSE_MIN_NUMEL = 2**19
+
+
+def _sum_hw_and_sum_hw_product(g: Tensor, x: Tensor) -> Tuple[Tensor,
+                                                               Tensor]:
+    """``(g.sum((2, 3)), (g * x).sum((2, 3)))`` for (N, C, H, W) tensors.
+
+    For contiguous tensors this is one pass with no temporary: batch norm's
+    backward kernel on a (1, N*C, H, W) view, with mean 0 and inverse std 1,
+    returns exactly these two per-(N*C) sums as its bias and weight
+    gradients. Otherwise the product is materialised."""
+    n, c, h, w = x.shape
+    if g.is_contiguous() and x.is_contiguous():
+        zeros = x.new_zeros(n * c)
+        _, sum_gx, sum_g = torch.ops.aten.native_batch_norm_backward(
+            g.view(1, n * c, h, w), x.view(1, n * c, h, w), None, None, None,
+            zeros, torch.ones_like(zeros), True, 0.0, [False, True, True])
+        return sum_g.view(n, c), sum_gx.view(n, c)
+    return g.sum((2, 3)), (g * x).sum((2, 3))
+
 
 def _gate_backward(eca: nn.Module, pooled: Tensor, gate: Tensor,
                    grad_gate: Tensor):
@@ -132,25 +153,29 @@ class _BNGatedResidual(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, identity, pooled_x, eca, batch_stats,
                 running_mean, running_var, momentum, eps, *params):
-        acc = torch.promote_types(x.dtype, torch.float32)
+        # x is float32/64 (see _fusable): all the per-channel math below
+        # runs in x's dtype, and (N, C) ops are kept few (each costs ~10 us
+        # of dispatch, which is what these blocks cost on small maps)
         if batch_stats:
             z, mean, invstd = torch.native_batch_norm(
                 x, weight, bias, running_mean, running_var, True, momentum,
                 eps)
         else:
-            mean = running_mean
-            invstd = torch.rsqrt(running_var + eps)
+            mean = running_mean.to(x.dtype)
+            invstd = torch.rsqrt(running_var + eps).to(x.dtype)
             z = torch.batch_norm(x, weight, bias, running_mean, running_var,
                                  False, 0.0, eps, False)
-        mean, invstd = mean.to(acc), invstd.to(acc)
         if pooled_x is None:
-            pooled_x = x.mean((2, 3), dtype=acc)
-        pooled_x = pooled_x.to(acc)
-        xh_mean = (pooled_x - mean) * invstd  # mean_hw of the normalised x
-        pooled = xh_mean if weight is None else xh_mean * weight.to(acc)
-        if bias is not None:
-            pooled = pooled + bias.to(acc)
-        pooled = pooled.to(x.dtype)
+            pooled_x = x.mean((2, 3))
+        # mean_hw of the normalised x, then of z
+        xh_mean = (pooled_x.to(x.dtype) - mean).mul_(invstd)
+        if weight is None:
+            pooled = xh_mean if bias is None else xh_mean + bias
+        elif bias is None:
+            pooled = xh_mean * weight
+        else:
+            pooled = torch.addcmul(bias.to(x.dtype), xh_mean,
+                                   weight.to(x.dtype))
         gate = eca.gate_from_pooled(pooled).to(x.dtype)
         ctx.eca, ctx.batch_stats = eca, batch_stats
         ctx.save_for_backward(x, weight, bias, mean, invstd, xh_mean,
@@ -163,44 +188,42 @@ class _BNGatedResidual(torch.autograd.Function):
         x, weight, bias, mean, invstd, xh_mean, pooled, gate = \
             ctx.saved_tensors
         n, c, h, w = x.shape
-        hw = h * w
-        acc = mean.dtype
-        sum_g = grad.sum((2, 3), dtype=acc)
-        # the one full-size buffer of this backward: G * x, reduced, then
-        # overwritten with dL/dx
-        grad_x = torch.mul(grad, x)
-        sum_gx = grad_x.sum((2, 3), dtype=acc)
-        sum_gxh = invstd * (sum_gx - mean * sum_g)  # sum_hw(G * xh)
-        wt = torch.ones_like(invstd) if weight is None else weight.to(acc)
-        grad_gate = wt * sum_gxh
+        sum_g, sum_gx = _sum_hw_and_sum_hw_product(grad, x)
+        # sum_hw(G * xh) = invstd * (sum_hw(G * x) - mean * sum_hw(G))
+        sum_gxh = torch.addcmul(sum_gx, sum_g, mean, value=-1).mul_(invstd)
+        # the one full-size tensor this backward writes
+        grad_x = torch.empty_like(x)
+        wt = None if weight is None else weight.to(x.dtype)
+        grad_gate = sum_gxh if wt is None else sum_gxh * wt
         if bias is not None:
-            grad_gate = grad_gate + bias.to(acc) * sum_g
+            grad_gate = torch.addcmul(grad_gate, sum_g, bias.to(x.dtype))
         # dL/d(pooled mean) and the gate parameters' gradients
-        eca = ctx.eca
-        grad_pooled, grad_params = _gate_backward(eca, pooled, gate,
-                                                  grad_gate.to(gate.dtype))
-        grad_pooled = grad_pooled.to(acc).view(n, c)
-        gate = gate.to(acc).view(n, c)
-        grad_w = (gate * sum_gxh + grad_pooled * xh_mean).sum(0)
-        grad_b = (gate * sum_g + grad_pooled).sum(0)
-        scale = wt * invstd
-        a = scale * gate
-        cst = scale * grad_pooled / hw
-        b = None
-        if ctx.batch_stats:
-            m = n * hw
-            b = -scale * invstd * grad_w / m
-            cst = cst - scale * grad_b / m - mean * b
-        cst = cst.to(x.dtype).view(n, c, 1, 1)
-        a = a.to(x.dtype).view(n, c, 1, 1)
-        # full-size operands first: with a broadcast first operand
-        # (``addcmul(cst, x, b)``) PyTorch takes a 2-3x slower kernel
-        if b is None:
-            torch.mul(grad, a, out=grad_x).add_(cst)
-        else:
-            torch.mul(x, b.to(x.dtype).view(1, c, 1, 1), out=grad_x)
-            grad_x.add_(cst).addcmul_(grad, a)
+        grad_pooled, grad_params = _gate_backward(ctx.eca, pooled, gate,
+                                                  grad_gate.view(gate.shape))
+        grad_pooled = grad_pooled.view(n, c)
+        gate = gate.view(n, c)
         needs = ctx.needs_input_grad
+        grad_w = grad_b = None
+        if needs[1] or ctx.batch_stats:
+            grad_w = torch.addcmul(gate * sum_gxh, grad_pooled,
+                                   xh_mean).sum(0)
+        if needs[2] or ctx.batch_stats:
+            grad_b = torch.addcmul(grad_pooled, gate, sum_g).sum(0)
+        scale = invstd if wt is None else wt * invstd
+        a = (scale * gate).view(n, c, 1, 1)
+        u = grad_pooled * (1.0 / (h * w))
+        if ctx.batch_stats:
+            m = n * h * w
+            b = (scale * invstd).mul_(grad_w).mul_(-1.0 / m)
+            u.sub_(grad_b, alpha=1.0 / m)
+            cst = u.mul_(scale).addcmul_(mean, b, value=-1)
+            # full-size operands first: with a broadcast first operand
+            # (``addcmul(cst, x, b)``) PyTorch takes a 2-3x slower kernel
+            torch.mul(x, b.view(1, c, 1, 1), out=grad_x)
+            grad_x.add_(cst.view(n, c, 1, 1)).addcmul_(grad, a)
+        else:
+            cst = u.mul_(scale)
+            torch.mul(grad, a, out=grad_x).add_(cst.view(n, c, 1, 1))
         return (grad_x if needs[0] else None,
                 grad_w.to(weight.dtype) if needs[1] else None,
                 grad_b.to(bias.dtype) if needs[2] else None,
