@@ -341,10 +341,10 @@ def bn_gated_residual(x: Tensor, bn: nn.Module, eca: nn.Module,
         rounded once).
     """
     if not torch.is_grad_enabled():
+        pooled_x = _resolve(pooled_x)
         affine = _eval_affine(bn) if pooled_x is not None else None
         z = bn(x)
-        pooled_x = _resolve(pooled_x) if affine is not None else None
-        if pooled_x is not None:  # mean(bn(x)) = scale * mean(x) + shift
+        if affine is not None:  # mean(bn(x)) = scale * mean(x) + shift
             gate = eca.gate_from_pooled(
                 (pooled_x * affine[0] + affine[1]).to(z.dtype)).to(z.dtype)
         else:
