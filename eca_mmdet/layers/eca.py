@@ -49,14 +49,15 @@ def adaptive_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
 
 
 def spatial_mean(x: Tensor) -> Tensor:
-    """``x.mean((2, 3))`` computed as a sum times ``1 / (H * W)``.
+    """``x.mean((2, 3))``; where autograd records it, as a sum times
+    ``1 / (H * W)``.
 
     Same value (accumulated in at least float32, returned in ``x``'s
     dtype), and robust under AMP and channels_last unlike
-    ``AdaptiveAvgPool2d``. Its backward is a broadcast view of the (N, C)
-    gradient, where the backward of ``mean`` writes a full (N, C, H, W)
-    tensor (a division of the expanded gradient): one full-size pass and
-    allocation less per block in training.
+    ``AdaptiveAvgPool2d``. The sum's backward is a broadcast view of the
+    (N, C) gradient, where the backward of ``mean`` writes a full
+    (N, C, H, W) tensor (a division of the expanded gradient): one
+    full-size pass and allocation less per block in training.
 
     Args:
         x (Tensor): Features of shape (N, C, H, W).

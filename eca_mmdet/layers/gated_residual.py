@@ -78,8 +78,8 @@ class _PooledAffine(torch.autograd.Function):
 
 # Below this many elements per block the fixed cost of the fused training
 # node (~35 small ops, ~10 us each) exceeds the memory traffic it saves:
-# on the 2-core CPU of docs/benchmarks.md (tools/analysis/benchmark.py
-# tails), 2 x 512 x 16 x 16 and 2 x 2048 x 8 x 8 train faster through plain
+# on the 2-core CPU of docs/benchmarks.md (tools/analysis/benchmark_tail.py),
+# 2 x 512 x 16 x 16 and 2 x 2048 x 8 x 8 train faster through plain
 # autograd, 2 x 256 x 32 x 32 and 2 x 1024 x 16 x 16 through the fused node.
 # Peak memory is set by the large maps, where the fused node is used.
 FUSE_MIN_NUMEL = 2**19
@@ -147,7 +147,8 @@ class _BNGatedResidual(torch.autograd.Function):
 
     (the last two terms only with batch statistics, ``M = N * H * W``), all
     from two per-(N, C) reductions of ``G``: ``sum_hw(G * x)`` and
-    ``sum_hw(G)``. ``dL/dx`` is then one fused pass ``G * a + x * b + c``.
+    ``sum_hw(G)``, taken in one pass. ``dL/dx = x * b + c + G * a`` is then
+    written into the one full-size tensor the backward allocates.
     """
 
     @staticmethod
@@ -354,7 +355,7 @@ def bn_gated_residual(x: Tensor, bn: nn.Module, eca: nn.Module,
             return torch.addcmul(identity, z, gate, out=z)
         return torch.addcmul(identity, z, gate).to(z.dtype)
     if x.numel() < FUSE_MIN_NUMEL:
-        # small maps: the fused node's ~40 tiny ops cost more than the
+        # small maps: the fused node's ~35 tiny ops cost more than the
         # memory traffic they save; plain autograd is faster here
         z = bn(x)
         return torch.addcmul(identity, z, eca.gate(z)).to(z.dtype)
