@@ -187,22 +187,30 @@ def time_variants(args, variants):
     runs first or always right after the same other variant (what a step
     leaves in the caches and the allocator can speed up or slow down the
     next one)."""
-    import random
-    rng = random.Random(0)
     steps = {}
     for v in variants:
         model = build(args.task, v, args.depth, args.device)
         steps[v] = make_step(args.task, model, args.mode, args.batch,
                              args.size, args.device)
-    times = {v: [] for v in variants}
-    for r in range(args.warmup + args.repeats):
-        for v in rng.sample(variants, len(variants)):
-            sync(args.device)
+    return interleaved_times(steps, args.warmup, args.repeats, args.device)
+
+
+def interleaved_times(steps, warmup, repeats, device='cpu', seed=0):
+    """Run each of ``steps`` (name -> zero-argument callable) once per
+    round, in an order shuffled per round (seeded); return name -> step
+    times of the ``repeats`` rounds after ``warmup``."""
+    import random
+    rng = random.Random(seed)
+    names = list(steps)
+    times = {name: [] for name in names}
+    for r in range(warmup + repeats):
+        for name in rng.sample(names, len(names)):
+            sync(device)
             t = time.perf_counter()
-            steps[v]()
-            sync(args.device)
-            if r >= args.warmup:
-                times[v].append(time.perf_counter() - t)
+            steps[name]()
+            sync(device)
+            if r >= warmup:
+                times[name].append(time.perf_counter() - t)
     return times
 
 

@@ -24,10 +24,8 @@ Example::
 import argparse
 import os
 import os.path as osp
-import random
 import statistics
 import sys
-import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -89,7 +87,7 @@ def main(argv=None):
     import torch
     torch.set_num_threads(args.threads)
     from eca_mmdet.layers.gated_residual import FUSE_MIN_NUMEL
-    rng = random.Random(0)
+    from tools.analysis.benchmark import interleaved_times
     total = {}
     print(f'ResNet-50 block tails, input {args.size}x{args.size}, batch '
           f'{args.batch}, {args.threads} threads, {args.rounds} rounds: '
@@ -99,16 +97,8 @@ def main(argv=None):
           f'{"fused":>8}  used')
     for channels, stride, blocks in STAGES:
         hw = args.size // stride
-        paths = tail_paths(args.batch, channels, hw)
-        for step in paths.values():
-            for _ in range(3):
-                step()
-        times = {name: [] for name in paths}
-        for _ in range(args.rounds):
-            for name in rng.sample(list(paths), len(paths)):
-                t = time.perf_counter()
-                paths[name]()
-                times[name].append(time.perf_counter() - t)
+        times = interleaved_times(tail_paths(args.batch, channels, hw),
+                                  warmup=3, repeats=args.rounds)
         extra = {}
         for name in ('naive', 'autograd', 'fused'):
             extra[name] = blocks * 1e6 * statistics.median(
