@@ -52,8 +52,15 @@ def test_cli_backbone_training_with_memory(tmp_path):
          '--variants', 'eca', 'naive', '--json', str(out)],
         capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = {r['variant']: r for r in json.loads(out.read_text())['rows']}
+    result = json.loads(out.read_text())
+    rows = {r['variant']: r for r in result['rows']}
     assert set(rows) == {'plain', 'eca', 'naive'}
+    # eca paired with naive directly, round by round
+    direct = [math.log(e / n) for e, n in zip(rows['eca']['times_s'],
+                                              rows['naive']['times_s'])]
+    assert math.isclose(result['eca_over_naive']['ratio'],
+                        math.exp(sum(direct) / len(direct)))
+    assert 'eca / naive:' in proc.stdout
     assert rows['plain']['ratio'] == 1.0
     assert len(rows['eca']['times_s']) == 2
     # the straightforward ECA keeps bn3's output for backward: more memory
@@ -73,14 +80,20 @@ def test_straightforward_baseline_is_eca():
     torch.testing.assert_close(naive(x), ours(x), rtol=1e-12, atol=1e-12)
 
 
-def test_tail_benchmark_cli():
+@pytest.mark.parametrize('mode,size,paths', [
+    ('training', ['64'], ('fused', 'autograd')),
+    ('inference', ['64', '96'], ('pool_out', 'pool_in'))])
+def test_tail_benchmark_cli(mode, size, paths):
     proc = subprocess.run(
         [sys.executable, osp.join(ROOT, 'tools/analysis/benchmark_tail.py'),
-         '--size', '64', '--batch', '1', '--rounds', '2', '--threads', '1'],
+         '--mode', mode, '--size', *size, '--batch', '1', '--rounds', '2',
+         '--threads', '1'],
         capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
-    # one row per ResNet-50 stage, each saying which path trains it
-    assert sum(line.rstrip().endswith(('fused', 'autograd'))
-               for line in lines) == 4
+    # one row per ResNet-50 stage, each saying which of our paths runs it
+    rows = [line for line in lines if line.rstrip().endswith(paths)]
+    assert len(rows) == 4
+    h, w = int(size[0]) // 32, int(size[-1]) // 32  # layer4's map
+    assert rows[-1].split()[2:4] == [f'(1,2048,{h},{w})', str(2048 * h * w)]
     assert lines[-1].split()[0] == 'total'

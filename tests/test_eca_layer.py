@@ -29,15 +29,19 @@ def reference_eca(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out
 
 
+@pytest.mark.parametrize('grad', [True, False])
 @pytest.mark.parametrize('k', [1, 3, 5, 7])
-def test_eca_matches_reference_formula(k):
+def test_eca_matches_reference_formula(k, grad):
+    """With autograd (sliding-window product) and without (``conv1d``)."""
     m = ECA(in_channels=12, k_size=k)
     with torch.no_grad():
         m.conv.weight.copy_(torch.randn(1, 1, k))
     x = torch.randn(2, 12, 5, 4)
     ref = reference_eca(x.double().numpy(), m.conv.weight.detach().double().view(-1)
                         .numpy())
-    out = m(x)
+    with torch.set_grad_enabled(grad):
+        out = m(x)
+    assert out.requires_grad == grad
     np.testing.assert_allclose(out.detach().double().numpy(), ref,
                                atol=1e-6, rtol=0)
     assert m.conv.weight.shape == (1, 1, k)

@@ -18,6 +18,7 @@ from mmdet.models.backbones import ResNet
 
 import eca_mmdet  # noqa: F401
 from eca_mmdet.backbones import ECAResNet
+from eca_mmdet.backbones import eca_resnet
 from eca_mmdet.backbones.eca_resnet import ECABottleneck
 from eca_mmdet.layers import gated_residual
 from conftest import randomize_bn
@@ -147,9 +148,14 @@ def test_channels_last(x):
                 train=True)
 
 
+@pytest.mark.parametrize('pool_input', [False, True])
 @pytest.mark.parametrize('channels_last', [False, True])
-def test_inference_under_no_grad_and_inference_mode(x, channels_last):
-    """The no-grad path (gate from the pooled conv3 input, in-place add)."""
+def test_inference_under_no_grad_and_inference_mode(x, channels_last,
+                                                    pool_input, monkeypatch):
+    """The no-grad path (in-place add; gate from the pooled conv3 output,
+    or from its pooled input where the map is large)."""
+    monkeypatch.setattr(eca_resnet, 'EVAL_POOL_INPUT_MIN_NUMEL',
+                        0 if pool_input else 2**62)
     ours, ref = pair()
     ours.eval()
     ref.eval()
@@ -334,6 +340,25 @@ def test_conv3_input_pooling_only_where_it_saves_reads():
                                block.conv3(big).mean((2, 3)),
                                atol=1e-12, rtol=1e-12)
     assert block._pooled_conv3(small) is None  # 192 * 4 <= 64 * 256
+
+
+def test_conv3_input_pooling_without_autograd_only_on_large_maps(
+        monkeypatch):
+    """Without autograd, conv3's output is pooled while still in cache
+    unless it has ``EVAL_POOL_INPUT_MIN_NUMEL`` elements or more."""
+    block = ECABottleneck(inplanes=256, planes=64, eca_k_size=3).double()
+    x = torch.randn(2, 64, 16, 16, dtype=torch.float64)
+    ref = block.conv3(x).mean((2, 3))
+    monkeypatch.setattr(eca_resnet, 'EVAL_POOL_INPUT_MIN_NUMEL',
+                        2 * 256 * 16 * 16 + 1)
+    with torch.no_grad():
+        assert block._pooled_conv3(x) is None
+    assert block._pooled_conv3(x) is not None  # autograd: size rule only
+    monkeypatch.setattr(eca_resnet, 'EVAL_POOL_INPUT_MIN_NUMEL',
+                        2 * 256 * 16 * 16)
+    with torch.no_grad():
+        torch.testing.assert_close(block._pooled_conv3(x), ref,
+                                   atol=1e-12, rtol=1e-12)
 
 
 def test_small_maps_take_plain_autograd(monkeypatch):

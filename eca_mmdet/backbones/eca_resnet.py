@@ -29,6 +29,15 @@ from .pretrained_init import StrictPretrainedMixin
 
 KernelSizes = Union[int, None, Sequence[Optional[int]]]
 
+# Without autograd, conv3's input is pooled instead of its output only where
+# the output has at least this many elements (32 MiB in float32, the size of
+# the last-level cache of the CPU of docs/benchmarks.md). Below it, pooling
+# the output just written by batch norm (still in cache) is faster: measured
+# with tools/analysis/benchmark_tail.py --mode inference, at 800x1216 the
+# route saves ~1.7 ms per layer1 block (1 x 256 x 200 x 304), ties in layer2
+# (1 x 512 x 100 x 152) and costs more below.
+EVAL_POOL_INPUT_MIN_NUMEL = 3 * 2**21
+
 
 def build_attention(channels: int, k_size: int,
                     attention_cfg: Optional[dict] = None) -> nn.Module:
@@ -111,10 +120,17 @@ class ECABottleneck(Bottleneck):
 
         Returns None (pool conv3's output instead) where that is cheaper:
         the route saves reading ``(C_out - C_in) * H * W`` values per image
-        and costs a ``C_in x C_out`` matrix-vector product, so it pays only
-        on large maps (e.g. not in layer4 at 224x224)."""
+        and costs a ``C_in x C_out`` matrix-vector product and a few small
+        ops, so it pays only on large maps (e.g. not in layer4 at 224x224).
+        Without autograd the output is pooled right after batch norm wrote
+        it, while it is still in cache; the route then pays only where the
+        output is larger than the cache (``EVAL_POOL_INPUT_MIN_NUMEL``)."""
         c_in, c_out = self.conv3.in_channels, self.conv3.out_channels
-        if (c_out - c_in) * x.shape[2] * x.shape[3] <= c_in * c_out:
+        n, _, h, w = x.shape
+        if (c_out - c_in) * h * w <= c_in * c_out:
+            return None
+        if not torch.is_grad_enabled() and \
+                n * c_out * h * w < EVAL_POOL_INPUT_MIN_NUMEL:
             return None
         acc = torch.promote_types(x.dtype, torch.float32)
         with torch.no_grad(), torch.autocast(x.device.type, enabled=False):

@@ -190,14 +190,22 @@ class ECA(nn.Module):
         return grad_y, (grad_w.view_as(self.conv.weight), )
 
     def _conv1d(self, y: Tensor, weight: Tensor) -> Tensor:
-        """The 1-D conv across channels (zero padding, no bias) on (N, C):
-        a (N, C, k) sliding-window view of the padded input times the
-        ``k`` weights, 2-3x faster than ``nn.Conv1d`` on these tiny
-        inputs, forward and backward (identical up to rounding)."""
+        """The 1-D conv across channels (zero padding, no bias) on (N, C).
+
+        Where autograd records it: a (N, C, k) sliding-window view of the
+        padded input times the ``k`` weights, whose forward+backward is 2x
+        faster than ``F.conv1d``'s on these tiny inputs. Otherwise (eval,
+        and inside the fused training node's forward) ``F.conv1d`` on a
+        (N, 1, C) view, 2-3x faster than the window product there.
+        Identical up to rounding."""
         k = self.k_size
         pad = (k - 1) // 2
-        return F.pad(y, (pad, pad)).unfold(-1, k, 1).matmul(
-            weight.view(k).to(y.dtype))
+        weight = weight.to(y.dtype)
+        if torch.is_grad_enabled() and (y.requires_grad
+                                        or weight.requires_grad):
+            return F.pad(y, (pad, pad)).unfold(-1, k, 1).matmul(
+                weight.view(k))
+        return F.conv1d(y.unsqueeze(1), weight, padding=pad).squeeze(1)
 
     def forward(self, x: Tensor) -> Tensor:
         """Return ``x`` scaled channel-wise by its ECA gate."""

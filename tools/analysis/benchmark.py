@@ -303,8 +303,15 @@ def sweep(args, variants):
         ratios = {v: cis[v][0] for v in variants}
         results.append(dict(size=size, plain_s=base, ratios=ratios,
                             ci95={v: cis[v][1:] for v in variants}))
-        print(f'{size[0]:>4}x{size[1]:<5} ' +
-              ' '.join(f'{ratios[v]:7.3f}' for v in variants), flush=True)
+        line = f'{size[0]:>4}x{size[1]:<5} ' + \
+            ' '.join(f'{ratios[v]:7.3f}' for v in variants)
+        if 'eca' in times and 'naive' in times:
+            pair = paired_ratio(times['eca'], times['naive'])
+            results[-1]['eca_over_naive'] = dict(ratio=pair[0],
+                                                 ci95=pair[1:])
+            line += f'   eca/naive {pair[0]:.3f} ({pair[1]:.3f}-' \
+                f'{pair[2]:.3f})'
+        print(line, flush=True)
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
@@ -411,11 +418,16 @@ def main(argv=None):
         if args.memory:
             line += f' {r["peak_mib"]:9.0f} {r["mem_ratio"]:6.3f}'
         print(line)
+    result = dict(title=title, args=vars(args), rows=rows)
+    if 'eca' in times and 'naive' in times:
+        # the two ECA implementations paired directly, round by round
+        ratio, lo, hi = paired_ratio(times['eca'], times['naive'])
+        result['eca_over_naive'] = dict(ratio=ratio, ci95=(lo, hi))
+        print(f'eca / naive: {ratio:.3f} (95% interval {lo:.3f}-{hi:.3f})')
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
-            json.dump(dict(title=title, args=vars(args), rows=rows), f,
-                      indent=2)
+            json.dump(result, f, indent=2)
     return 0
 
 

@@ -1,25 +1,38 @@
 #!/usr/bin/env python
-"""Training cost of the ECA block tail per ResNet stage: where the fused node
-pays and where plain autograd is faster (``FUSE_MIN_NUMEL``).
+"""Cost of the ECA block tail per ResNet stage, and which of our paths pays
+where (``FUSE_MIN_NUMEL`` in training, ``EVAL_POOL_INPUT_MIN_NUMEL`` in
+inference).
 
 The tail is what ECA adds to a Bottleneck: ``relu(bn3(x) * gate + identity)``
-forward and backward, at the map shape of each stage of a ResNet-50 for a
-given input size and batch. Paths, interleaved round by round in a shuffled
-order:
+(forward and backward in training, forward without autograd in inference),
+at the map shape of each stage of a ResNet-50 for a given input size and
+batch. Paths, interleaved round by round in a shuffled order:
 
 * ``plain``    -- ``relu(bn3(x) + identity)``, mmdet's tail without ECA
 * ``naive``    -- the authors' ``eca_layer`` then ``+= identity``
+
+training (``--mode training``, the default):
+
 * ``autograd`` -- our ECA gate and ``addcmul`` through autograd (the path
   below ``FUSE_MIN_NUMEL``)
 * ``fused``    -- the one-node ``_BNGatedResidual`` (the path above it)
 
-Prints, per stage and in total, the median over rounds of (path - plain in
-the same round) in microseconds per training step (the stage's blocks
-times the per-block difference).
+inference (``--mode inference``, no autograd, eval-mode batch norm):
 
-Example::
+* ``pool_out`` -- our tail, gate from the pooled output of batch norm
+* ``pool_in``  -- our tail, gate from the pooled input of conv3 (1x1, 4x
+  fewer channels) through conv3's weight and batch norm's affine map (used
+  at ``EVAL_POOL_INPUT_MIN_NUMEL`` elements and above)
+
+Prints, per stage and in total, the median over rounds of (path - plain in
+the same round) in microseconds per step (the stage's blocks times the
+per-block difference), and which of our paths ECAResNet takes there.
+
+Examples::
 
     python tools/analysis/benchmark_tail.py --size 128 --batch 2
+    python tools/analysis/benchmark_tail.py --mode inference --batch 1 \\
+        --size 800 1216 --rounds 60
 """
 import argparse
 import os
@@ -34,18 +47,23 @@ sys.path.insert(0, ROOT)
 STAGES = ((256, 4, 3), (512, 8, 4), (1024, 16, 6), (2048, 32, 3))
 
 
-def tail_paths(batch, channels, hw):
-    """Zero-argument callables, one training step of the tail each."""
-    import torch
+def _modules(channels):
     import torch.nn as nn
 
-    from eca_mmdet.layers import gated_residual
     from eca_mmdet.layers.eca import ECA, adaptive_kernel_size
     from tools.analysis.benchmark import straightforward_eca
     k = adaptive_kernel_size(channels)
-    bn, eca = nn.BatchNorm2d(channels), ECA(channels, k)
-    naive = straightforward_eca()(channels, k)
-    x0 = torch.randn(batch, channels, hw, hw, requires_grad=True)
+    return (nn.BatchNorm2d(channels), ECA(channels, k),
+            straightforward_eca()(channels, k))
+
+
+def tail_paths(batch, channels, h, w):
+    """Zero-argument callables, one training step of the tail each."""
+    import torch
+
+    from eca_mmdet.layers import gated_residual
+    bn, eca, naive = _modules(channels)
+    x0 = torch.randn(batch, channels, h, w, requires_grad=True)
     identity0 = torch.randn_like(x0, requires_grad=True)
     grad = torch.randn_like(x0)
 
@@ -77,41 +95,103 @@ def tail_paths(batch, channels, hw):
                 autograd=tail(autograd), fused=tail(fused))
 
 
+def inference_tail_paths(batch, channels, h, w):
+    """Zero-argument callables, one inference step of the tail each (conv3's
+    output ``x`` is given; ``pool_in`` also reads conv3's input)."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from eca_mmdet.layers.gated_residual import bn_gated_residual
+    bn, eca, naive = _modules(channels)
+    bn.eval()
+    bn.running_mean.normal_()
+    bn.running_var.uniform_(0.5, 2.0)
+    conv3 = nn.Conv2d(channels // 4, channels, 1, bias=False)
+    with torch.no_grad():
+        x_in = torch.randn(batch, channels // 4, h, w).relu_()
+        x = conv3(x_in)
+    identity = torch.randn_like(x)
+
+    def pooled_input():
+        return F.linear(x_in.mean((2, 3)), conv3.weight.flatten(1))
+
+    def tail(fn):
+        def step():
+            with torch.no_grad():
+                torch.relu_(fn())
+        return step
+
+    def plain():
+        z = bn(x)
+        z += identity
+        return z
+
+    def straightforward():
+        z = naive(bn(x))
+        z += identity
+        return z
+
+    return dict(
+        plain=tail(plain), naive=tail(straightforward),
+        pool_out=tail(lambda: bn_gated_residual(x, bn, eca, identity)),
+        pool_in=tail(lambda: bn_gated_residual(x, bn, eca, identity,
+                                               pooled_input)))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--size', type=int, default=128, help='input H = W')
+    p.add_argument('--mode', choices=('training', 'inference'),
+                   default='training')
+    p.add_argument('--size', type=int, nargs='+', default=[128],
+                   metavar='S', help='input H = W, or H W')
     p.add_argument('--batch', type=int, default=2)
     p.add_argument('--rounds', type=int, default=200)
     p.add_argument('--threads', type=int, default=os.cpu_count() or 1)
     args = p.parse_args(argv)
+    if len(args.size) not in (1, 2):
+        p.error('--size takes H, or H W')
+    height, width = args.size * (3 - len(args.size))
     import torch
     torch.set_num_threads(args.threads)
+    from eca_mmdet.backbones.eca_resnet import EVAL_POOL_INPUT_MIN_NUMEL
     from eca_mmdet.layers.gated_residual import FUSE_MIN_NUMEL
     from tools.analysis.benchmark import interleaved_times
+    if args.mode == 'training':
+        make, ours, rule = tail_paths, ('autograd', 'fused'), \
+            f'FUSE_MIN_NUMEL = {FUSE_MIN_NUMEL}'
+    else:
+        make, ours, rule = inference_tail_paths, ('pool_out', 'pool_in'), \
+            f'EVAL_POOL_INPUT_MIN_NUMEL = {EVAL_POOL_INPUT_MIN_NUMEL}'
+    names = ('naive', ) + ours
     total = {}
-    print(f'ResNet-50 block tails, input {args.size}x{args.size}, batch '
-          f'{args.batch}, {args.threads} threads, {args.rounds} rounds: '
-          f'extra us per training step over plain (FUSE_MIN_NUMEL = '
-          f'{FUSE_MIN_NUMEL})')
-    print(f'{"stage map":>22} {"numel":>8} {"naive":>8} {"autograd":>9} '
-          f'{"fused":>8}  used')
+    print(f'ResNet-50 block tails, {args.mode}, input {height}x{width}, '
+          f'batch {args.batch}, {args.threads} threads, {args.rounds} '
+          f'rounds: extra us per step over plain ({rule})')
+    print(f'{"stage map":>26} {"numel":>9} ' +
+          ' '.join(f'{n:>9}' for n in names) + '  used')
     for channels, stride, blocks in STAGES:
-        hw = args.size // stride
-        times = interleaved_times(tail_paths(args.batch, channels, hw),
+        h, w = height // stride, width // stride
+        times = interleaved_times(make(args.batch, channels, h, w),
                                   warmup=3, repeats=args.rounds)
         extra = {}
-        for name in ('naive', 'autograd', 'fused'):
+        for name in names:
             extra[name] = blocks * 1e6 * statistics.median(
                 a - b for a, b in zip(times[name], times['plain']))
             total[name] = total.get(name, 0.0) + extra[name]
-        numel = args.batch * channels * hw * hw
-        used = 'fused' if numel >= FUSE_MIN_NUMEL else 'autograd'
-        shape = f'{blocks} x ({args.batch},{channels},{hw},{hw})'
-        print(f'{shape:>22} {numel:>8} {extra["naive"]:8.0f} '
-              f'{extra["autograd"]:9.0f} {extra["fused"]:8.0f}  {used}',
+        numel = args.batch * channels * h * w
+        if args.mode == 'training':
+            used = ours[numel >= FUSE_MIN_NUMEL]
+        else:  # ECABottleneck._pooled_conv3's two conditions
+            used = ours[numel >= EVAL_POOL_INPUT_MIN_NUMEL
+                        and (channels * 3 // 4) * h * w
+                        > channels * channels // 4]
+        shape = f'{blocks} x ({args.batch},{channels},{h},{w})'
+        print(f'{shape:>26} {numel:>9} ' +
+              ' '.join(f'{extra[n]:9.0f}' for n in names) + f'  {used}',
               flush=True)
-    print(f'{"total":>22} {"":>8} {total["naive"]:8.0f} '
-          f'{total["autograd"]:9.0f} {total["fused"]:8.0f}')
+    print(f'{"total":>26} {"":>9} ' +
+          ' '.join(f'{total[n]:9.0f}' for n in names))
     return 0
 
 
