@@ -30,12 +30,13 @@ from .pretrained_init import StrictPretrainedMixin
 KernelSizes = Union[int, None, Sequence[Optional[int]]]
 
 # Without autograd, conv3's input is pooled instead of its output only where
-# the output has at least this many elements (32 MiB in float32, the size of
-# the last-level cache of the CPU of docs/benchmarks.md). Below it, pooling
-# the output just written by batch norm (still in cache) is faster: measured
-# with tools/analysis/benchmark_tail.py --mode inference, at 800x1216 the
-# route saves ~1.7 ms per layer1 block (1 x 256 x 200 x 304), ties in layer2
-# (1 x 512 x 100 x 152) and costs more below.
+# the output has at least this many elements (24 MiB in float32, 3/4 of the
+# 32 MiB last-level cache of the CPU of docs/benchmarks.md). Below it, pooling
+# the output just written by batch norm (still in cache) is faster. Measured
+# with ``tools/analysis/benchmark_tail.py --mode inference --batch 1``: at
+# 800x1216 the input route saves ~1 ms per layer1 block (1 x 256 x 200 x 304)
+# and 0-0.2 ms per layer2 block (1 x 512 x 100 x 152); at 512x512 it costs
+# ~0.1 ms more per layer1 block (1 x 256 x 128 x 128), and more below.
 EVAL_POOL_INPUT_MIN_NUMEL = 3 * 2**21
 
 
