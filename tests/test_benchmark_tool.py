@@ -97,3 +97,38 @@ def test_tail_benchmark_cli(mode, size, paths):
     h, w = int(size[0]) // 32, int(size[-1]) // 32  # layer4's map
     assert rows[-1].split()[2:4] == [f'(1,2048,{h},{w})', str(2048 * h * w)]
     assert lines[-1].split()[0] == 'total'
+
+
+def test_cli_sweep_table_json_and_plot(tmp_path):
+    """``--sweep``: one row per size with each variant's ratio to plain
+    and eca paired with naive directly; JSON and a PNG plot."""
+    out, png = tmp_path / 's.json', tmp_path / 's.png'
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools/analysis/benchmark.py'),
+         '--sweep', '32', '--size', '48', '64', '--repeats', '2',
+         '--warmup', '0', '--threads', '1', '--variants', 'eca', 'naive',
+         '--json', str(out), '--plot', str(png)],
+        capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())['results']
+    assert [r['size'] for r in results] == [[32, 32], [48, 64]]
+    for r in results:
+        assert r['ratios']['plain'] == 1.0
+        lo, hi = r['eca_over_naive']['ci95']
+        assert lo <= r['eca_over_naive']['ratio'] <= hi
+    assert proc.stdout.count('eca/naive') == 2
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+@pytest.mark.parametrize('device,message', [
+    ('cuda', 'torch.cuda.is_available() is False'),
+    ('gpu0', 'is not a device name')])
+def test_cli_unusable_device_is_a_clear_error(device, message):
+    if device == 'cuda' and torch.cuda.is_available():
+        pytest.skip('a GPU is present: --device cuda runs')
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools/analysis/benchmark.py'),
+         '--device', device, '--repeats', '1'],
+        capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode != 0
+    assert message in proc.stderr and 'Traceback' not in proc.stderr

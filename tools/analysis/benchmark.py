@@ -368,10 +368,30 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def check_device(device):
+    """Exit with a clear message if ``device`` cannot run here."""
+    import torch
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise SystemExit(f'benchmark: --device {device!r} is not a device '
+                         f'name ({e}); use cpu or cuda[:N]')
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit(
+            f'benchmark: --device {device} asked for, but '
+            f'torch.cuda.is_available() is False (torch {torch.__version__}'
+            f' is a CPU build, or no GPU is visible); run on a GPU machine '
+            f'with a CUDA build of torch, or use --device cpu')
+    if dev.type not in ('cpu', 'cuda'):
+        raise SystemExit(f'benchmark: --device {device}: only cpu and cuda '
+                         f'are supported')
+
+
 def main(argv=None):
     args = parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
+    check_device(args.device)
     if args.variant:
         return memory_worker(args)
     if args.task == 'detector' and args.mode == 'training':
