@@ -29,14 +29,16 @@ def reference_eca(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out
 
 
+@pytest.mark.parametrize('batch', [1, 3])
 @pytest.mark.parametrize('grad', [True, False])
 @pytest.mark.parametrize('k', [1, 3, 5, 7])
-def test_eca_matches_reference_formula(k, grad):
-    """With autograd (sliding-window product) and without (``conv1d``)."""
+def test_eca_matches_reference_formula(k, grad, batch):
+    """With autograd (sliding-window product) and without (``conv1d``, on
+    one image or on a batch laid end to end)."""
     m = ECA(in_channels=12, k_size=k)
     with torch.no_grad():
         m.conv.weight.copy_(torch.randn(1, 1, k))
-    x = torch.randn(2, 12, 5, 4)
+    x = torch.randn(batch, 12, 5, 4)
     ref = reference_eca(x.double().numpy(), m.conv.weight.detach().double().view(-1)
                         .numpy())
     with torch.set_grad_enabled(grad):

@@ -205,6 +205,10 @@ def test_torch_compile_block_fullgraph_matches():
             torch.testing.assert_close(block.eca.conv.weight.grad,
                                        ref.eca.conv.weight.grad, atol=1e-5,
                                        rtol=1e-5)
+    # the no-grad path (the gate's conv over the batch laid end to end)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), ref(x), atol=1e-5,
+                                   rtol=1e-5)
 
 
 def test_backward_does_not_keep_the_normalised_activation():
