@@ -40,6 +40,18 @@ KernelSizes = Union[int, None, Sequence[Optional[int]]]
 EVAL_POOL_INPUT_MIN_NUMEL = 3 * 2**21
 
 
+def pools_conv3_input(n: int, c_in: int, c_out: int, h: int, w: int,
+                      grad_enabled: bool) -> bool:
+    """Whether a Bottleneck's gate pools conv3's input (``c_in`` channels)
+    rather than its output (``c_out``) for an ``n x c_in x h x w`` input:
+    where that saves more reads than the ``c_in x c_out`` matrix-vector
+    product costs and, without autograd, only on maps larger than the cache
+    (``EVAL_POOL_INPUT_MIN_NUMEL``)."""
+    if (c_out - c_in) * h * w <= c_in * c_out:
+        return False
+    return grad_enabled or n * c_out * h * w >= EVAL_POOL_INPUT_MIN_NUMEL
+
+
 def build_attention(channels: int, k_size: int,
                     attention_cfg: Optional[dict] = None) -> nn.Module:
     """The block's channel attention: ECA, or ``attention_cfg`` if given
@@ -126,12 +138,10 @@ class ECABottleneck(Bottleneck):
         Without autograd the output is pooled right after batch norm wrote
         it, while it is still in cache; the route then pays only where the
         output is larger than the cache (``EVAL_POOL_INPUT_MIN_NUMEL``)."""
-        c_in, c_out = self.conv3.in_channels, self.conv3.out_channels
         n, _, h, w = x.shape
-        if (c_out - c_in) * h * w <= c_in * c_out:
-            return None
-        if not torch.is_grad_enabled() and \
-                n * c_out * h * w < EVAL_POOL_INPUT_MIN_NUMEL:
+        if not pools_conv3_input(n, self.conv3.in_channels,
+                                 self.conv3.out_channels, h, w,
+                                 torch.is_grad_enabled()):
             return None
         acc = torch.promote_types(x.dtype, torch.float32)
         with torch.no_grad(), torch.autocast(x.device.type, enabled=False):

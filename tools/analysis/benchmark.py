@@ -235,6 +235,16 @@ def paired_ratio(times, base, resamples=2000, seed=0):
     return (math.exp(statistics.fmean(logs)), math.exp(lo), math.exp(hi))
 
 
+def eca_over_naive(times):
+    """Our ECA paired directly with the straightforward one, round by
+    round: ``dict(ratio, ci95)`` (see :func:`paired_ratio`), or None if
+    either was not timed."""
+    if 'eca' not in times or 'naive' not in times:
+        return None
+    ratio, lo, hi = paired_ratio(times['eca'], times['naive'])
+    return dict(ratio=ratio, ci95=(lo, hi))
+
+
 def cpu_peak_bytes(step):
     """Peak bytes of live CPU tensors during ``step()`` over those live
     before it, from the allocation and free events that the profiler
@@ -305,12 +315,11 @@ def sweep(args, variants):
                             ci95={v: cis[v][1:] for v in variants}))
         line = f'{size[0]:>4}x{size[1]:<5} ' + \
             ' '.join(f'{ratios[v]:7.3f}' for v in variants)
-        if 'eca' in times and 'naive' in times:
-            pair = paired_ratio(times['eca'], times['naive'])
-            results[-1]['eca_over_naive'] = dict(ratio=pair[0],
-                                                 ci95=pair[1:])
-            line += f'   eca/naive {pair[0]:.3f} ({pair[1]:.3f}-' \
-                f'{pair[2]:.3f})'
+        pair = eca_over_naive(times)
+        if pair:
+            results[-1]['eca_over_naive'] = pair
+            line += f'   eca/naive {pair["ratio"]:.3f} ' \
+                f'({pair["ci95"][0]:.3f}-{pair["ci95"][1]:.3f})'
         print(line, flush=True)
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
@@ -439,11 +448,11 @@ def main(argv=None):
             line += f' {r["peak_mib"]:9.0f} {r["mem_ratio"]:6.3f}'
         print(line)
     result = dict(title=title, args=vars(args), rows=rows)
-    if 'eca' in times and 'naive' in times:
-        # the two ECA implementations paired directly, round by round
-        ratio, lo, hi = paired_ratio(times['eca'], times['naive'])
-        result['eca_over_naive'] = dict(ratio=ratio, ci95=(lo, hi))
-        print(f'eca / naive: {ratio:.3f} (95% interval {lo:.3f}-{hi:.3f})')
+    pair = eca_over_naive(times)
+    if pair:
+        result['eca_over_naive'] = pair
+        print(f'eca / naive: {pair["ratio"]:.3f} (95% interval '
+              f'{pair["ci95"][0]:.3f}-{pair["ci95"][1]:.3f})')
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:

@@ -154,7 +154,8 @@ def main(argv=None):
     height, width = args.size * (3 - len(args.size))
     import torch
     torch.set_num_threads(args.threads)
-    from eca_mmdet.backbones.eca_resnet import EVAL_POOL_INPUT_MIN_NUMEL
+    from eca_mmdet.backbones.eca_resnet import (EVAL_POOL_INPUT_MIN_NUMEL,
+                                                pools_conv3_input)
     from eca_mmdet.layers.gated_residual import FUSE_MIN_NUMEL
     from tools.analysis.benchmark import interleaved_times
     if args.mode == 'training':
@@ -182,10 +183,9 @@ def main(argv=None):
         numel = args.batch * channels * h * w
         if args.mode == 'training':
             used = ours[numel >= FUSE_MIN_NUMEL]
-        else:  # ECABottleneck._pooled_conv3's two conditions
-            used = ours[numel >= EVAL_POOL_INPUT_MIN_NUMEL
-                        and (channels * 3 // 4) * h * w
-                        > channels * channels // 4]
+        else:
+            used = ours[pools_conv3_input(args.batch, channels // 4,
+                                          channels, h, w, False)]
         shape = f'{blocks} x ({args.batch},{channels},{h},{w})'
         print(f'{shape:>26} {numel:>9} ' +
               ' '.join(f'{extra[n]:9.0f}' for n in names) + f'  {used}',
