@@ -1,12 +1,22 @@
 # eca-mmdet: `make demo` runs the built-in demo, `make test` the test suite.
 # Both create ./.venv and install the pinned stack on first use (idempotent).
+# `make test-compat` runs the suite on the oldest supported stack (torch 2.1,
+# numpy 1) in ./.venv-compat.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.eca_mmdet_installed
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: install test demo benchmark clean-venv
+COMPAT_VENV  ?= .venv-compat
+COMPAT_PY    := $(COMPAT_VENV)/bin/python
+COMPAT_PIP   := $(COMPAT_PY) -m pip
+COMPAT_STAMP := $(COMPAT_VENV)/.eca_mmdet_installed
+# what most mmdet 3.3 users have: OpenMMLab's mmcv 2.1.0 wheels stop at 2.1
+COMPAT_STACK := torch==2.1.2 'numpy<2'
+TEST_DEPS    := pytest onnx onnxscript onnxruntime
+
+.PHONY: install test demo benchmark test-compat clean-venv
 
 install: $(STAMP)
 
@@ -34,5 +44,26 @@ demo: install
 benchmark: install
 	$(PY) tools/analysis/benchmark.py $(ARGS)
 
+# mmcv is built with --no-cache-dir: pip's cache keys its wheel by name and
+# version only, and a wheel built for another torch fails with undefined
+# symbols. eca_mmdet goes in as a user would add it (--no-deps: it must not
+# touch the stack).
+$(COMPAT_STAMP): pyproject.toml
+	@test -x $(COMPAT_PY) || python3 -m venv $(COMPAT_VENV)
+	@echo "==> [1/4] $(COMPAT_STACK) and mmcv's build tools"
+	$(COMPAT_PIP) install $(COMPAT_STACK) 'setuptools>=77.0.3,<81' ninja wheel
+	@echo "==> [2/4] mmengine"
+	$(COMPAT_PIP) install mmengine==0.10.7 $(COMPAT_STACK)
+	@echo "==> [3/4] mmcv 2.1.0 built against torch 2.1 (20-30 minutes, no cache)"
+	MAX_JOBS=$(JOBS) $(COMPAT_PIP) install --no-build-isolation --no-cache-dir mmcv==2.1.0
+	@echo "==> [4/4] mmdet 3.3.0, pycocotools, test tools and eca_mmdet"
+	$(COMPAT_PIP) install mmdet==3.3.0 pycocotools matplotlib tqdm $(TEST_DEPS) $(COMPAT_STACK)
+	$(COMPAT_PIP) install --no-deps -e .
+	$(COMPAT_PY) -c "import torch, numpy, mmcv.ops, mmdet, eca_mmdet; print('compat stack: torch', torch.__version__, 'numpy', numpy.__version__, 'mmcv', mmcv.__version__, 'mmdet', mmdet.__version__)"
+	@touch $(COMPAT_STAMP)
+
+test-compat: $(COMPAT_STAMP)
+	$(COMPAT_PY) -m pytest -q tests
+
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(COMPAT_VENV)

@@ -12,7 +12,8 @@
 # is scaled linearly from base_batch_size=8.
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 
-custom_imports = dict(imports=['eca_mmdet'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['eca_mmdet', 'eca_mmdet.engine'], allow_failed_imports=False)
 
 model = dict(
     backbone=dict(

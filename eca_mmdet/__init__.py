@@ -1,28 +1,25 @@
 """eca-mmdet: ECA-Net (Efficient Channel Attention, CVPR 2020) for MMDetection.
 
-Importing the package registers into ``mmdet.registry.MODELS``: the ``ECA``
-plugin, the ``ECAResNet``/``ECAResNetV1d``/``ECAMobileNetV2`` backbones and the
-``SE`` plugin; it also registers the ``eca://`` checkpoint scheme and the
-``weights_only`` allow-list for mmengine's own checkpoints.
-
-Use from any mmdet config::
+Importing the package only registers names: the ``ECA``/``SE``/analysis
+attention modules and the ``ECAResNet``/``ECAResNetV1d``/``ECAMobileNetV2``
+backbones in ``mmdet.registry.MODELS``, the ``eca://`` checkpoint scheme in
+mmengine's ``CheckpointLoader``, and (torch >= 2.5) mmengine's own checkpoint
+types in torch's ``weights_only`` allow-list. Use from any mmdet config::
 
     custom_imports = dict(imports=['eca_mmdet'], allow_failed_imports=False)
+
+Crash-safe checkpoint writes, safe local checkpoint reads on every torch and
+the training hooks are opt-in: add ``'eca_mmdet.engine'`` to the imports
+(our ``tools/train.py`` and ``tools/test.py`` do).
 """
-from .backbones import (ECAMobileNetV2, ECAResNet, ECAResNetV1d)  # noqa
-from .checkpoint.mmengine_scheme import register_schemes
+from .backbones import ECAMobileNetV2, ECAResNet, ECAResNetV1d
+from .checkpoint.mmengine_scheme import register_eca_scheme
 from .checkpoint.safe_load import allow_mmengine_types
-from .engine import (EpochSeedHook, FiniteLossHook,  # noqa
-                     SafeCheckpointHook,
-                     register_atomic_backend)
-from .layers import ECA  # noqa
-from .registry import register_in_mmcv
-from .version import __version__  # noqa
+from .layers import ECA, ECANS, SE, SEGC, SEVar1, SEVar2, SEVar3
+from .version import __version__
 
 allow_mmengine_types()
-register_atomic_backend()
-register_schemes()
-register_in_mmcv()
+register_eca_scheme()
 
-__all__ = ['ECA', 'ECAResNet', 'ECAResNetV1d', 'ECAMobileNetV2',
-           '__version__']
+__all__ = ['ECA', 'ECANS', 'SE', 'SEGC', 'SEVar1', 'SEVar2', 'SEVar3',
+           'ECAResNet', 'ECAResNetV1d', 'ECAMobileNetV2', '__version__']

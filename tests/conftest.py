@@ -10,6 +10,12 @@ if ROOT not in sys.path:
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
+# as inside any mmdet Runner: plugins named in configs resolve in mmdet's
+# registries (a bare script calls this itself, or writes type='mmdet.ECA')
+from mmdet.utils import register_all_modules  # noqa: E402
+
+register_all_modules(init_default_scope=True)
+
 
 @pytest.fixture(autouse=True)
 def _seed():

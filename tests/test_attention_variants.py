@@ -143,14 +143,11 @@ def test_variants_as_plugins_in_mmdet_resnet(cfg):
                                  dict(type='ECANS', k_size=3),
                                  dict(type='ECA', num_convs=2)])
 @pytest.mark.parametrize('depth', [18, 50])
-def test_ecaresnet_attention_cfg_matches_unfused_block(cfg, depth,
-                                                       monkeypatch):
-    """attention_cfg puts a variant in our (fused) blocks; training and
+def test_ecaresnet_attention_cfg_matches_straightforward_block(cfg, depth):
+    """attention_cfg puts a variant in our blocks; training and
     eval outputs, and in training the gradients of the input and of every
     parameter, equal the block computed the straightforward way."""
     from eca_mmdet.backbones import ECAResNet
-    from eca_mmdet.layers import gated_residual
-    monkeypatch.setattr(gated_residual, 'FUSE_MIN_NUMEL', 0)
     torch.manual_seed(0)
     net = ECAResNet(depth=depth, base_channels=16, attention_cfg=cfg,
                     init_cfg=None).double()

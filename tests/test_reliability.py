@@ -32,6 +32,21 @@ def malicious_checkpoint(path, marker):
                 'meta': _Exploit(marker)}, path)
 
 
+@pytest.fixture(params=['weights_only', 'allow_list_unpickler'])
+def loader_path(request, monkeypatch):
+    """Both ways ``load_checkpoint_file`` reads mmengine checkpoints:
+    ``weights_only=True`` + torch's allow-list (torch >= 2.5) and the
+    restricted unpickler (older torch; forced here on any torch)."""
+    from eca_mmdet.checkpoint import safe_load
+    if request.param == 'weights_only' and \
+            not safe_load.HAS_NAMED_SAFE_GLOBALS:
+        pytest.skip(f'torch {torch.__version__} has no named safe globals '
+                    f'(torch >= 2.5)')
+    if request.param == 'allow_list_unpickler':
+        monkeypatch.setattr(safe_load, 'HAS_NAMED_SAFE_GLOBALS', False)
+    return request.param
+
+
 @pytest.fixture
 def evil(tmp_path):
     marker = tmp_path / 'PWNED'
@@ -41,7 +56,7 @@ def evil(tmp_path):
     return path, marker
 
 
-def test_loader_refuses_code_execution(evil):
+def test_loader_refuses_code_execution(evil, loader_path):
     path, marker = evil
     with pytest.raises(CheckpointError, match='refusing to load'):
         load_checkpoint_file(str(path))
@@ -96,7 +111,8 @@ def test_tools_refuse(evil, tmp_path, tool):
     assert not marker.exists()
 
 
-def test_mmengine_training_checkpoint_loads_with_allow_list(tmp_path):
+def test_mmengine_training_checkpoint_loads_with_allow_list(tmp_path,
+                                                           loader_path):
     """What mmengine writes (HistoryBuffer, numpy) loads weights_only."""
     import numpy as np
     from mmengine.logging import HistoryBuffer, MessageHub
@@ -113,7 +129,7 @@ def test_mmengine_training_checkpoint_loads_with_allow_list(tmp_path):
     assert out['message_hub']['log_scalars']['train/loss'].current() == 0.5
 
 
-def test_restricted_getattr_is_not_the_builtin(tmp_path):
+def test_restricted_getattr_is_not_the_builtin(tmp_path, loader_path):
     """A pickle that uses getattr to reach anything but HistoryBuffer's
     statistics is refused."""
     from mmengine.logging import HistoryBuffer

@@ -97,7 +97,7 @@ def main(argv=None):
     import torch
     torch.set_num_threads(os.cpu_count() or 2)
 
-    import eca_mmdet  # noqa: F401
+    import eca_mmdet.engine  # noqa: F401  (models, safe I/O, hooks)
     from eca_mmdet.datasets import generate_dataset
     from eca_mmdet.runner import set_data_root, use_safe_training_hooks
     from mmengine.config import Config

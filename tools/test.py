@@ -75,7 +75,7 @@ def build_cfg(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    import eca_mmdet  # noqa: F401
+    import eca_mmdet.engine  # noqa: F401  (models, safe I/O, hooks)
     from eca_mmdet.runner import explain_failure, teardown_distributed
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner

@@ -9,7 +9,8 @@
 # downloaded offline).
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 
-custom_imports = dict(imports=['eca_mmdet'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['eca_mmdet', 'eca_mmdet.engine'], allow_failed_imports=False)
 
 classes = ('circle', 'rectangle', 'triangle', 'cross')
 data_root = 'data/synthetic_shapes/'

@@ -6,16 +6,13 @@ as in the authors' ``models/eca_resnet.py``:
 * BasicBlock: conv1-bn1-relu-conv2-bn2 -> ECA -> (+ identity) -> relu
 * Bottleneck: conv1-bn1-relu-conv2-bn2-relu-conv3-bn3 -> ECA -> (+) -> relu
 
-The blocks subclass mmdet's and keep every option of mmdet's ``ResNet``; the
-ECA tail runs through :func:`bn_gated_residual` (one fused ``addcmul``, and no
-extra activation kept for backward).
+The blocks subclass mmdet's and keep every option of mmdet's ``ResNet``. Their
+tail is :func:`~eca_mmdet.layers.gated_residual` (the same numbers as
+``identity + eca(bn(x))``, without keeping ``bn(x)`` for backward).
 """
-from functools import partial
 from typing import Optional, Sequence, Tuple, Union
 
-import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor
 
@@ -23,47 +20,32 @@ from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
 from mmdet.registry import MODELS
 
 from ..checkpoint.zoo import find_preset
-from ..layers.eca import ECA, adaptive_kernel_size, check_kernel_size
-from ..layers.gated_residual import bn_gated_residual
+from ..layers import (ECA, ChannelAttention, adaptive_kernel_size,
+                      check_kernel_size, gated_residual)
 from .pretrained_init import StrictPretrainedMixin
 
 KernelSizes = Union[int, None, Sequence[Optional[int]]]
-
-# Without autograd, conv3's input is pooled instead of its output only where
-# the output has at least this many elements (24 MiB in float32, 3/4 of the
-# 32 MiB last-level cache of the CPU of docs/benchmarks.md). Below it, pooling
-# the output just written by batch norm (still in cache) is faster. Measured
-# with ``tools/analysis/benchmark_tail.py --mode inference --batch 1``: at
-# 800x1216 the input route saves ~1 ms per layer1 block (1 x 256 x 200 x 304)
-# and 0-0.2 ms per layer2 block (1 x 512 x 100 x 152); at 512x512 it costs
-# ~0.1 ms more per layer1 block (1 x 256 x 128 x 128), and more below.
-EVAL_POOL_INPUT_MIN_NUMEL = 3 * 2**21
-
-
-def pools_conv3_input(n: int, c_in: int, c_out: int, h: int, w: int,
-                      grad_enabled: bool) -> bool:
-    """Whether a Bottleneck's gate pools conv3's input (``c_in`` channels)
-    rather than its output (``c_out``) for an ``n x c_in x h x w`` input:
-    where that saves more reads than the ``c_in x c_out`` matrix-vector
-    product costs and, without autograd, only on maps larger than the cache
-    (``EVAL_POOL_INPUT_MIN_NUMEL``)."""
-    if (c_out - c_in) * h * w <= c_in * c_out:
-        return False
-    return grad_enabled or n * c_out * h * w >= EVAL_POOL_INPUT_MIN_NUMEL
+_UNSET = object()  # ``k_size`` not given
 
 
 def build_attention(channels: int, k_size: int,
                     attention_cfg: Optional[dict] = None) -> nn.Module:
     """The block's channel attention: ECA, or ``attention_cfg`` if given
-    (any registered plugin such as ``SE``, ``SEVar2``, ``ECANS``; ``ECA``
-    takes the stage's kernel size unless the config sets one)."""
+    (``SE``, ``SEVar1-3``, ``SEGC``, ``ECANS``, ``ECA`` with options; ``ECA``
+    and ``ECANS`` take the stage's kernel size unless the config sets one)."""
     if attention_cfg is None:
         return ECA(channels, k_size)
     cfg = dict(attention_cfg)
     if cfg.get('type') in ('ECA', ECA, 'ECANS'):
         cfg.setdefault('k_size', k_size)
     cfg['in_channels'] = channels
-    return MODELS.build(cfg)
+    module = MODELS.build(cfg)
+    if not isinstance(module, ChannelAttention):
+        raise TypeError(
+            f'ECAResNet attention_cfg must build a channel attention '
+            f'(ECA, SE, SEVar1-3, SEGC, ECANS), got {type(module).__name__}; '
+            f'put other modules in plugins instead')
+    return module
 
 
 class ECABasicBlock(BasicBlock):
@@ -92,8 +74,8 @@ class ECABasicBlock(BasicBlock):
         def _inner_forward(x):
             identity = x if self.downsample is None else self.downsample(x)
             out = self.relu(self.norm1(self.conv1(x)))
-            return bn_gated_residual(
-                self.conv2(out), self.norm2, self.eca, identity)
+            return gated_residual(self.conv2(out), self.norm2, self.eca,
+                                  identity)
 
         if self.with_cp and x.requires_grad:
             out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
@@ -103,9 +85,8 @@ class ECABasicBlock(BasicBlock):
 
 
 class ECABottleneck(Bottleneck):
-    """mmdet's Bottleneck with ECA after ``norm3``.
-
-    ``after_conv3`` plugins, if any, run after ECA.
+    """mmdet's Bottleneck with ECA after ``norm3``; ``after_conv3`` plugins,
+    if any, run after ECA.
 
     Args:
         eca_k_size (int): Kernel size of this block's ECA.
@@ -119,34 +100,6 @@ class ECABottleneck(Bottleneck):
         super().__init__(*args, **kwargs)
         self.eca = build_attention(self.planes * self.expansion, eca_k_size,
                                    attention_cfg)
-        c3 = self.conv3
-        self._conv3_is_linear_1x1 = (
-            type(c3) is nn.Conv2d and c3.kernel_size == (1, 1)
-            and c3.stride == (1, 1) and c3.padding == (0, 0)
-            and c3.groups == 1 and c3.bias is None)
-
-    def _pooled_conv3(self, x: Tensor) -> Optional[Tensor]:
-        """``mean_hw(conv3(x))`` as ``W3 @ mean_hw(x)`` (exact for a linear
-        1x1 conv): pools conv3's input, which has 4x fewer channels, instead
-        of its output. Carries no graph: in training the gate's gradient
-        flows through conv3's output (see ``bn_gated_residual``).
-
-        Returns None (pool conv3's output instead) where that is cheaper:
-        the route saves reading ``(C_out - C_in) * H * W`` values per image
-        and costs a ``C_in x C_out`` matrix-vector product and a few small
-        ops, so it pays only on large maps (e.g. not in layer4 at 224x224).
-        Without autograd the output is pooled right after batch norm wrote
-        it, while it is still in cache; the route then pays only where the
-        output is larger than the cache (``EVAL_POOL_INPUT_MIN_NUMEL``)."""
-        n, _, h, w = x.shape
-        if not pools_conv3_input(n, self.conv3.in_channels,
-                                 self.conv3.out_channels, h, w,
-                                 torch.is_grad_enabled()):
-            return None
-        acc = torch.promote_types(x.dtype, torch.float32)
-        with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
-            return F.linear(x.mean((2, 3), dtype=acc),
-                            self.conv3.weight.detach().to(acc).flatten(1))
 
     def forward(self, x: Tensor) -> Tensor:
 
@@ -162,11 +115,8 @@ class ECABottleneck(Bottleneck):
                 out = self.eca(self.norm3(self.conv3(out)))
                 out = self.forward_plugin(out, self.after_conv3_plugin_names)
                 return out + identity
-            # computed only where the tail uses it
-            pooled = partial(self._pooled_conv3, out) \
-                if self._conv3_is_linear_1x1 else None
-            return bn_gated_residual(self.conv3(out), self.norm3, self.eca,
-                                     identity, pooled)
+            return gated_residual(self.conv3(out), self.norm3, self.eca,
+                                  identity)
 
         if self.with_cp and x.requires_grad:
             out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
@@ -208,15 +158,15 @@ class ECAResNet(StrictPretrainedMixin, ResNet):
         k_size (int | None | Sequence): ECA kernel size: one odd int for all
             stages, one entry per stage (layer1..layer4), or ``None`` for the
             paper's adaptive rule (5, 5, 5, 7 for a Bottleneck ResNet).
-            Defaults to 3.
+            Defaults to 3 (to the preset's sizes with ``arch``).
         arch (str, optional): A released checkpoint preset that sets depth
             and per-stage kernel sizes, e.g. ``'eca_resnet50_k3557'``,
-            ``'eca_resnet101_k3357'``. Overrides ``k_size``.
+            ``'eca_resnet101_k3357'``. A ``k_size`` or ``depth`` that
+            contradicts it is an error.
         attention_cfg (dict, optional): For ablations: build this attention
             module (e.g. ``dict(type='SE', reduction=16)``, ``SEVar1-3``,
             ``SEGC``, ``ECANS``, ``dict(type='ECA', num_convs=2)``) in every
-            block instead of ECA, at the same place and through the same
-            fused residual tail. Defaults to None (ECA).
+            block instead of ECA, at the same place. Defaults to None (ECA).
         init_cfg (dict, optional): ``dict(type='Pretrained',
             checkpoint='eca://resnet101_k3357' or a path)`` loads ImageNet ECA
             weights strictly (official ``*.pth.tar``, timm or converted
@@ -226,8 +176,8 @@ class ECAResNet(StrictPretrainedMixin, ResNet):
 
     Example:
         >>> backbone = ECAResNet(arch='eca_resnet50_k3557')
-        >>> [m.eca.k_size for m in backbone.layer2][:1]
-        [5]
+        >>> backbone.stage_k_sizes
+        (3, 5, 5, 7)
     """
 
     arch_settings = {
@@ -240,7 +190,7 @@ class ECAResNet(StrictPretrainedMixin, ResNet):
 
     def __init__(self,
                  depth: Optional[int] = None,
-                 k_size: KernelSizes = 3,
+                 k_size: KernelSizes = _UNSET,
                  arch: Optional[str] = None,
                  num_stages: int = 4,
                  attention_cfg: Optional[dict] = None,
@@ -249,7 +199,15 @@ class ECAResNet(StrictPretrainedMixin, ResNet):
             preset = find_preset(arch)
             if depth is not None and depth != preset['depth']:
                 raise ValueError(f"ECAResNet: depth={depth} contradicts "
-                                 f"arch='{arch}' (depth {preset['depth']})")
+                                 f"arch='{arch}' (depth {preset['depth']}); "
+                                 f"give one of them")
+            if k_size is not _UNSET and _stage_kernel_sizes(
+                    k_size, 4) != tuple(preset['k_size']):
+                raise ValueError(
+                    f"ECAResNet: k_size={k_size!r} contradicts arch='{arch}'"
+                    f", whose kernel sizes {tuple(preset['k_size'])} its "
+                    f"checkpoint needs; give arch for the released weights "
+                    f"or depth and k_size for your own")
             depth, k_size = preset['depth'], preset['k_size']
         if depth not in self.arch_settings:
             raise ValueError(
@@ -257,38 +215,28 @@ class ECAResNet(StrictPretrainedMixin, ResNet):
                 f'{sorted(self.arch_settings)} or an arch preset')
         self.arch = arch
         self.attention_cfg = attention_cfg
-        self.stage_k_sizes = _stage_kernel_sizes(k_size, num_stages)
+        # stage i outputs base_channels * 2**i * expansion channels
+        width = kwargs.get('base_channels', 64) * \
+            self.arch_settings[depth][0].expansion
+        self.stage_k_sizes = tuple(
+            adaptive_kernel_size(width * 2**i) if k is None else k
+            for i, k in enumerate(_stage_kernel_sizes(
+                3 if k_size is _UNSET else k_size, num_stages)))
         super().__init__(depth=depth, num_stages=num_stages, **kwargs)
-        self.stage_k_sizes = tuple(getattr(layer[0].eca, 'k_size', None)
-                                   for layer in self._layers())
         if self.zero_init_residual and kwargs.get('init_cfg') is None \
                 and kwargs.get('pretrained') is None:
             # mmdet's ResNet only recognises its own block classes here
             norm = 'norm2' if self.block is ECABasicBlock else 'norm3'
-            for layer in self._layers():
-                for block in layer:
+            for name in self.res_layers:
+                for block in getattr(self, name):
                     block.init_cfg = dict(
                         type='Constant', val=0, override=dict(name=norm))
 
-    def train(self, mode: bool = True):
-        """As mmdet's ResNet (frozen stages, ``norm_eval``), returning
-        ``self`` like ``nn.Module.train``."""
-        super().train(mode)
-        return self
-
-    def _layers(self):
-        return [getattr(self, name) for name in self.res_layers]
-
     def make_res_layer(self, **kwargs):
         """Build stage ``len(self.res_layers)`` with its ECA kernel size."""
-        stage = len(self.res_layers)
-        k = self.stage_k_sizes[stage]
-        if k is None:
-            k = adaptive_kernel_size(kwargs['planes'] *
-                                     kwargs['block'].expansion)
-        return super().make_res_layer(eca_k_size=k,
-                                      attention_cfg=self.attention_cfg,
-                                      **kwargs)
+        return super().make_res_layer(
+            eca_k_size=self.stage_k_sizes[len(self.res_layers)],
+            attention_cfg=self.attention_cfg, **kwargs)
 
 
 @MODELS.register_module()

@@ -1,10 +1,11 @@
-"""Hook our safe loading into mmengine's ``CheckpointLoader``.
+"""Our checkpoint readers in mmengine's ``CheckpointLoader``.
 
-* ``eca://NAME`` becomes a checkpoint scheme everywhere mmengine loads
-  files (``load_from``, ``--resume``, ``Pretrained`` init of any module).
-* Local files (mmengine's default scheme) are read by
-  :func:`load_checkpoint_file`: ``weights_only=True`` stated explicitly, the
-  mmengine allow-list, and a readable error for a bad file.
+* ``eca://NAME`` (registered by ``import eca_mmdet``): a released ECA file in
+  ``$ECA_MMDET_CHECKPOINTS``, wherever mmengine loads files (``load_from``,
+  ``--resume``, ``Pretrained`` init of any module).
+* Local files (mmengine's default scheme; opt-in through
+  ``import eca_mmdet.engine``): :func:`load_checkpoint_file`, safe on every
+  supported torch and with a readable error for a bad file.
 """
 from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -21,9 +22,13 @@ def _load_eca(filename, map_location=None):
                                 map_location=map_location)
 
 
-def register_schemes() -> None:
-    """Register the loaders above with mmengine (idempotent)."""
-    CheckpointLoader.register_scheme(prefixes='', loader=_load_local,
-                                     force=True)
+def register_eca_scheme() -> None:
+    """Register ``eca://`` (idempotent)."""
     CheckpointLoader.register_scheme(prefixes=SCHEME, loader=_load_eca,
+                                     force=True)
+
+
+def register_safe_local_loader() -> None:
+    """Read local paths with :func:`load_checkpoint_file` (idempotent)."""
+    CheckpointLoader.register_scheme(prefixes='', loader=_load_local,
                                      force=True)

@@ -1,28 +1,33 @@
-"""Load checkpoints with ``weights_only=True`` and a minimal allow-list.
+"""Load checkpoints safely, on every supported torch, with readable errors.
 
-torch >= 2.6 refuses, by default, to unpickle anything but tensors and
-containers. The ImageNet ECA files load like that, but the checkpoints that
-mmengine writes during training also hold its ``HistoryBuffer`` (log history
-in ``message_hub``) and numpy arrays/scalars, so ``--resume`` and testing a
-trained model fail on torch 2.13. Setting ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``
-would let any file run code on load, so instead :func:`allow_mmengine_types`
-allow-lists exactly the types mmengine writes:
+Tensors-only files (the ImageNet ECA weights) load with
+``torch.load(weights_only=True)`` everywhere. The checkpoints mmengine writes
+during training also hold its ``HistoryBuffer`` (log history in
+``message_hub``) and numpy arrays and scalars. No file is ever unpickled
+without an allow-list; which one depends on torch:
 
-* ``mmengine.logging.HistoryBuffer`` and the getattr that pickle uses to
-  store its statistics methods -- a getattr restricted to
-  ``HistoryBuffer.<statistic>``, never the builtin;
-* numpy arrays, dtypes and scalars (``_reconstruct``, ``ndarray``, ``dtype``,
-  ``scalar`` and the ``numpy.dtypes`` classes);
-* ``collections.Counter``.
+* torch >= 2.5 (``torch.serialization.add_safe_globals`` with named
+  entries): ``weights_only=True`` plus :data:`ALLOWED`, registered with
+  torch by :func:`allow_mmengine_types` (``import eca_mmdet`` does this, so
+  mmengine's own loader reads its checkpoints under torch >= 2.6 too);
+* older torch: the same :data:`ALLOWED` names as the only globals a
+  restricted ``pickle.Unpickler`` may look up (:class:`AllowListUnpickler`,
+  passed to ``torch.load`` as its ``pickle_module``); any other global in
+  the file stops the load before anything is called.
 
-:func:`load_checkpoint_file` is the one entry point for reading a file; it
-turns every failure into an error that says what is wrong with the file.
+:data:`ALLOWED` is exactly what mmengine writes besides tensors: the
+``HistoryBuffer`` class and a ``getattr`` restricted to its statistics
+methods (never the builtin); numpy's array, dtype and scalar reconstructors
+under both numpy 1 (``numpy.core``) and numpy 2 (``numpy._core``) names;
+``collections.Counter``. :func:`load_checkpoint_file` is the one entry point.
 """
 import collections
+import importlib
 import os.path as osp
 import pickle
+import types
 import zipfile
-from typing import Any
+from typing import Any, Callable, Dict
 
 import numpy as np
 import torch
@@ -33,13 +38,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable, unsafe or does not fit."""
 
 
-_HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
-
-
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
     """``getattr`` limited to what mmengine pickles: HistoryBuffer's
     statistics methods."""
-    allowed = set(_HISTORY_BUFFER_STATISTICS) | set(
+    allowed = {'min', 'max', 'current', 'mean'} | set(
         HistoryBuffer._statistics_methods)
     if obj is HistoryBuffer and isinstance(name, str) and name in allowed:
         return getattr(obj, name)
@@ -49,35 +51,96 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
         f'while loading a checkpoint')
 
 
-def _numpy_globals() -> list:
-    core = getattr(np, '_core', None) or np.core
-    items = [core.multiarray._reconstruct, core.multiarray.scalar,
-             np.ndarray, np.dtype]
-    # checkpoints written under numpy 1.x name the module numpy.core
-    items += [(core.multiarray._reconstruct,
-               'numpy.core.multiarray._reconstruct'),
-              (core.multiarray.scalar, 'numpy.core.multiarray.scalar')]
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
-        items += [getattr(dtypes, n) for n in dir(dtypes)
-                  if n.endswith('DType')]
-    return items
+def _numpy_multiarray() -> types.ModuleType:
+    """numpy's ``multiarray`` module under the installed numpy's name."""
+    major = int(np.__version__.split('.')[0])
+    return importlib.import_module(
+        'numpy._core.multiarray' if major >= 2 else 'numpy.core.multiarray')
 
 
-_ALLOWED = [HistoryBuffer, collections.Counter,
-            (_history_buffer_getattr, 'builtins.getattr'),
-            (_history_buffer_getattr, '__builtin__.getattr')] + \
-    _numpy_globals()
+def _allowed_globals() -> Dict[str, Callable]:
+    multiarray = _numpy_multiarray()
+    allowed = {
+        'mmengine.logging.history_buffer.HistoryBuffer': HistoryBuffer,
+        'collections.Counter': collections.Counter,
+        'builtins.getattr': _history_buffer_getattr,
+        '__builtin__.getattr': _history_buffer_getattr,
+        'numpy.ndarray': np.ndarray,
+        'numpy.dtype': np.dtype,
+    }
+    for package in ('numpy.core', 'numpy._core'):  # numpy 1 and 2 names
+        allowed[f'{package}.multiarray._reconstruct'] = \
+            multiarray._reconstruct
+        allowed[f'{package}.multiarray.scalar'] = multiarray.scalar
+    dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25
+    for name in dir(dtypes) if dtypes is not None else ():
+        if name.endswith('DType'):
+            allowed[f'numpy.dtypes.{name}'] = getattr(dtypes, name)
+    return allowed
+
+
+#: Globals, besides tensors, that mmengine's training checkpoints need.
+ALLOWED = _allowed_globals()
+
+#: Tensors and their containers, for :class:`AllowListUnpickler` (what
+#: ``weights_only=True`` allows itself; storages are resolved by torch).
+_TENSOR_GLOBALS = {
+    'collections.OrderedDict': collections.OrderedDict,
+    'torch.Size': torch.Size,
+    'torch.device': torch.device,
+    **{f'torch._utils.{name}': getattr(torch._utils, name)
+       for name in ('_rebuild_tensor', '_rebuild_tensor_v2',
+                    '_rebuild_parameter', '_rebuild_parameter_with_state')
+       if hasattr(torch._utils, name)},
+    **{f'torch.{name}': getattr(torch, name) for name in dir(torch)
+       if name.endswith('Storage')
+       or isinstance(getattr(torch, name, None), torch.dtype)},
+}
+
+HAS_NAMED_SAFE_GLOBALS = hasattr(torch.serialization, 'safe_globals')
 _registered = False
 
 
 def allow_mmengine_types() -> None:
-    """Allow-list, for ``weights_only`` loading, the non-tensor types that
-    mmengine writes into training checkpoints (idempotent)."""
+    """Allow-list :data:`ALLOWED` for ``weights_only`` loading where torch
+    has named safe globals (torch >= 2.5); a no-op before (idempotent)."""
     global _registered
-    if not _registered:
-        torch.serialization.add_safe_globals(_ALLOWED)
+    if HAS_NAMED_SAFE_GLOBALS and not _registered:
+        torch.serialization.add_safe_globals(
+            [(obj, name) for name, obj in ALLOWED.items()])
         _registered = True
+
+
+class AllowListUnpickler(pickle.Unpickler):
+    """An unpickler that looks up no global outside tensors' own and
+    :data:`ALLOWED` (Python's "restricting globals" recipe)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        key = f'{module}.{name}'
+        obj = ALLOWED.get(key, _TENSOR_GLOBALS.get(key))
+        if obj is None:
+            raise pickle.UnpicklingError(f'Unsupported global: GLOBAL {key}')
+        return obj
+
+
+# what torch.load needs of a pickle module
+_allow_list_pickle = types.SimpleNamespace(
+    Unpickler=AllowListUnpickler, __name__=__name__,
+    load=lambda f, **kw: AllowListUnpickler(f, **kw).load())
+
+
+def _torch_load(path: str, map_location: Any) -> Any:
+    if HAS_NAMED_SAFE_GLOBALS:
+        allow_mmengine_types()
+        return torch.load(path, map_location=map_location, weights_only=True)
+    # torch < 2.5: weights_only reads tensors-only files but not mmengine's
+    # types; for those, the unpickler itself is restricted to the allow-list
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        return torch.load(path, map_location=map_location,
+                          pickle_module=_allow_list_pickle,
+                          weights_only=False)
 
 
 def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
@@ -94,7 +157,6 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
         CheckpointError: The file is missing, empty, truncated, not a
             checkpoint, or would need unsafe unpickling.
     """
-    allow_mmengine_types()
     if not osp.exists(path):
         raise CheckpointError(f'checkpoint file not found: {path}')
     if osp.isdir(path):
@@ -104,7 +166,7 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
         raise CheckpointError(f'checkpoint file is empty (0 bytes): {path}; '
                               f'download or save it again')
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return _torch_load(path, map_location)
     except pickle.UnpicklingError as e:
         msg = str(e)
         if 'Weights only load failed' in msg or 'Unsupported global' in msg \

@@ -13,11 +13,11 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 
-from .eca import spatial_mean
+from .channel_attention import ChannelAttention
 
 
 @MODELS.register_module()
-class SE(nn.Module):
+class SE(ChannelAttention):
     """SE block: ``x * sigmoid(W2 relu(W1 GAP(x)))``.
 
     Args:
@@ -31,8 +31,8 @@ class SE(nn.Module):
 
     def __init__(self, in_channels: int, reduction: int = 16,
                  bias: bool = True) -> None:
-        super().__init__()
-        if not isinstance(reduction, int) or reduction < 1 \
+        super().__init__(in_channels)
+        if isinstance(reduction, bool) or not isinstance(reduction, int) or reduction < 1 \
                 or in_channels % reduction:
             raise ValueError(
                 f'SE reduction must be a positive int dividing in_channels='
@@ -42,13 +42,7 @@ class SE(nn.Module):
         self.fc2 = nn.Conv2d(hidden, in_channels, 1, bias=bias)
         self.relu = nn.ReLU(inplace=True)
 
-    def gate(self, x: Tensor) -> Tensor:
-        """Return the (N, C, 1, 1) attention weights."""
-        return self.gate_from_pooled(spatial_mean(x)).to(x.dtype)
-
-    def gate_from_pooled(self, y: Tensor) -> Tensor:
-        """Gate (N, C, 1, 1) from pooled features ``y`` of shape (N, C)."""
-        return self.fc2(self.relu(self.fc1(y[:, :, None, None]))).sigmoid()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.gate(x)
+    def excite(self, y: Tensor) -> Tensor:
+        """``W2 relu(W1 y)`` on pooled features ``y`` (N, C)."""
+        h = self.relu(self.fc1(y[:, :, None, None]))
+        return self.fc2(h)[:, :, 0, 0]

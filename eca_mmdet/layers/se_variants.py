@@ -18,7 +18,7 @@ ECA        sigma(conv1d_k(y)), shared weights      k
 (``SE`` lives in :mod:`.se`, ``ECA`` and its ``num_convs`` stacking in
 :mod:`.eca`.) Every module here is an mmdet ResNet plugin
 (``position='after_conv3'``) and an ``attention_cfg`` of ``ECAResNet``,
-exposes ``gate``/``gate_from_pooled`` like ``ECA``, and has no biases, so its
+maps the pooled ``y`` in :meth:`excite` like ``ECA``, and has no biases, so its
 parameter count is exactly the table's formula.
 
 Paper: Wang et al., "ECA-Net: Efficient Channel Attention for Deep
@@ -33,39 +33,12 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 
-from .eca import check_kernel_size, spatial_mean
-
-
-class ChannelGate(nn.Module):
-    """Base: ``x * gate(x)`` with the gate a function of ``mean_hw(x)``.
-
-    Subclasses implement :meth:`gate_from_pooled` on (N, C) inputs.
-    """
-
-    def __init__(self, in_channels: int) -> None:
-        super().__init__()
-        if not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f'{type(self).__name__}: in_channels must be a '
-                             f'positive int, got {in_channels!r}')
-        self.in_channels = in_channels
-
-    def gate_from_pooled(self, y: Tensor) -> Tensor:
-        """Gate (N, C, 1, 1) from pooled features ``y`` of shape (N, C)."""
-        raise NotImplementedError
-
-    def gate(self, x: Tensor) -> Tensor:
-        """Gate (N, C, 1, 1) of features ``x`` (N, C, H, W)."""
-        return self.gate_from_pooled(spatial_mean(x)).to(x.dtype)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.gate(x)
-
-    def extra_repr(self) -> str:
-        return f'in_channels={self.in_channels}'
+from .channel_attention import ChannelAttention
+from .eca import check_kernel_size
 
 
 @MODELS.register_module()
-class SEVar1(ChannelGate):
+class SEVar1(ChannelAttention):
     """SE-Var1: ``sigma(y)``, no parameters.
 
     Args:
@@ -74,12 +47,12 @@ class SEVar1(ChannelGate):
 
     _abbr_ = 'se_var1'
 
-    def gate_from_pooled(self, y: Tensor) -> Tensor:
-        return y.sigmoid()[:, :, None, None]
+    def excite(self, y: Tensor) -> Tensor:
+        return y
 
 
 @MODELS.register_module()
-class SEVar2(ChannelGate):
+class SEVar2(ChannelAttention):
     """SE-Var2: ``sigma(w * y)``, one learned weight per channel (C params).
 
     Args:
@@ -92,12 +65,12 @@ class SEVar2(ChannelGate):
         super().__init__(in_channels)
         self.weight = nn.Parameter(torch.ones(in_channels))
 
-    def gate_from_pooled(self, y: Tensor) -> Tensor:
-        return (y * self.weight.to(y.dtype)).sigmoid()[:, :, None, None]
+    def excite(self, y: Tensor) -> Tensor:
+        return y * self.weight
 
 
 @MODELS.register_module()
-class SEVar3(ChannelGate):
+class SEVar3(ChannelAttention):
     """SE-Var3: ``sigma(W y)`` with one C x C layer, no reduction (C^2).
 
     Args:
@@ -110,12 +83,12 @@ class SEVar3(ChannelGate):
         super().__init__(in_channels)
         self.fc = nn.Linear(in_channels, in_channels, bias=False)
 
-    def gate_from_pooled(self, y: Tensor) -> Tensor:
-        return self.fc(y).sigmoid()[:, :, None, None]
+    def excite(self, y: Tensor) -> Tensor:
+        return self.fc(y)
 
 
 @MODELS.register_module()
-class SEGC(ChannelGate):
+class SEGC(ChannelAttention):
     """SE-GC: ``sigma(W_G y)``, a C x C layer split into G groups (C^2/G).
 
     The paper's three settings are ``groups=16`` (SE-GC1),
@@ -146,15 +119,15 @@ class SEGC(ChannelGate):
         self.conv = nn.Conv1d(in_channels, in_channels, 1,
                               groups=self.groups, bias=False)
 
-    def gate_from_pooled(self, y: Tensor) -> Tensor:
-        return self.conv(y[:, :, None]).sigmoid()[:, :, :, None]
+    def excite(self, y: Tensor) -> Tensor:
+        return self.conv(y[:, :, None])[:, :, 0]
 
     def extra_repr(self) -> str:
         return f'in_channels={self.in_channels}, groups={self.groups}'
 
 
 @MODELS.register_module()
-class ECANS(ChannelGate):
+class ECANS(ChannelAttention):
     """ECA-NS: local cross-channel interaction with non-shared weights.
 
     Channel ``i`` gets ``sigma(sum_j w[i, j] * y[i - (k-1)/2 + j])`` over its
@@ -175,12 +148,11 @@ class ECANS(ChannelGate):
         nn.init.uniform_(self.weight, -self.k_size ** -0.5,
                          self.k_size ** -0.5)  # as a Conv1d(1, 1, k)
 
-    def gate_from_pooled(self, y: Tensor) -> Tensor:
+    def excite(self, y: Tensor) -> Tensor:
         pad = (self.k_size - 1) // 2
         # (N, C + 2 pad) -> (N, C, k): the k neighbours of every channel
         windows = F.pad(y, (pad, pad)).unfold(1, self.k_size, 1)
-        out = torch.einsum('nck,ck->nc', windows, self.weight.to(y.dtype))
-        return out.sigmoid()[:, :, None, None]
+        return (windows * self.weight).sum(-1)
 
     def extra_repr(self) -> str:
         return f'in_channels={self.in_channels}, k_size={self.k_size}'

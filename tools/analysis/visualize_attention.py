@@ -14,9 +14,9 @@ ECA under SE as in the paper's figure.
     python tools/analysis/visualize_attention.py SE_CONFIG SE_CKPT \\
         --compare ECA_CONFIG ECA_CKPT --classes circle cross --out fig.png
 
-Works with any attention module that exposes ``gate_from_pooled`` (ECA, SE
-and the Table-2 variants of eca_mmdet), inside ECAResNet or as mmdet ResNet
-plugins.
+Works with every attention module of eca_mmdet (ECA, SE and the Table-2
+variants), inside ECAResNet or as mmdet ResNet plugins: the gates are read by
+forward hooks on the attention modules, the model runs unchanged.
 """
 import argparse
 import json
@@ -24,6 +24,7 @@ import os.path as osp
 import re
 import sys
 from collections import OrderedDict
+from functools import partial
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -72,9 +73,10 @@ def load_model(config, checkpoint, data_root=None):
 
 def attention_blocks(model):
     """``{conv_i_j: module}`` for every attention module of the backbone."""
+    from eca_mmdet.layers import ChannelAttention
     blocks = OrderedDict()
     for name, module in model.backbone.named_modules():
-        if not hasattr(module, 'gate_from_pooled'):
+        if not isinstance(module, ChannelAttention):
             continue
         m = BLOCK.search(name + '.')
         if m is None:
@@ -83,25 +85,23 @@ def attention_blocks(model):
         blocks[f'conv_{stage}_{index}'] = module
     if not blocks:
         raise ValueError('the backbone has no ECA/SE-style attention blocks '
-                         '(modules with gate_from_pooled) to visualise')
+                         '(eca_mmdet ChannelAttention modules) to visualise')
     return blocks
 
 
 class GateRecorder:
-    """Keeps the last gate each block computed (patches the instance's
-    ``gate_from_pooled``; every forward path of our blocks goes through
-    it)."""
+    """Keeps the last gate each block computed, from forward hooks (see
+    :class:`~eca_mmdet.layers.ChannelAttention` for what a hook sees)."""
 
     def __init__(self, blocks):
         self.last = {}
         for name, module in blocks.items():
-            original = module.gate_from_pooled
+            module.register_forward_hook(partial(self._record, name),
+                                         with_kwargs=True)
 
-            def record(y, _name=name, _orig=original):
-                gate = _orig(y)
-                self.last[_name] = gate.detach().flatten(1).float()
-                return gate
-            module.gate_from_pooled = record
+    def _record(self, name, module, args, kwargs, output):
+        gate = output if kwargs.get('gate_only') else module.gate(args[0])
+        self.last[name] = gate.detach().flatten(1).float()
 
 
 def image_classes(info):

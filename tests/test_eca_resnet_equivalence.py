@@ -1,4 +1,4 @@
-"""The optimised ECA block path equals the straightforward one in every mode.
+"""ECAResNet's blocks equal the straightforward ECA composition in every mode.
 
 Reference: mmdet's own ResNet with the ECA plugin after conv3 (pool, 1-D
 conv, sigmoid, separate multiply, then ``out += identity``), loaded with the
@@ -18,23 +18,35 @@ from mmdet.models.backbones import ResNet
 
 import eca_mmdet  # noqa: F401
 from eca_mmdet.backbones import ECAResNet
-from eca_mmdet.backbones import eca_resnet
-from eca_mmdet.backbones.eca_resnet import ECABottleneck
-from eca_mmdet.layers import gated_residual
+from eca_mmdet.backbones.eca_resnet import ECABasicBlock, ECABottleneck
+from eca_mmdet.layers import GatedResidual, gated_residual
+from eca_mmdet.layers.gated_residual import bn_scale_shift
+
 from conftest import randomize_bn
 
-@pytest.fixture(autouse=True)
-def fuse_every_size(monkeypatch):
-    """Tests use tiny maps; take the fused training node at every size
-    (``test_small_maps_take_plain_autograd`` checks the size rule)."""
-    monkeypatch.setattr(gated_residual, 'FUSE_MIN_NUMEL', 0)
+
+class FormulaECA(torch.nn.Module):
+    """``x * sigmoid(conv1d_k(mean_hw(x)))`` written out here, independent
+    of eca_mmdet's layers; adaptive k as in the paper (5/5/5/7 for R-50)."""
+
+    _abbr_ = 'eca'
+
+    def __init__(self, in_channels):
+        super().__init__()
+        k = {256: 5, 512: 5, 1024: 5, 2048: 7}[in_channels]
+        self.conv = torch.nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
+
+    def forward(self, x):
+        y = x.mean((2, 3))[:, None, :]
+        return x * torch.sigmoid(self.conv(y))[:, 0, :, None, None]
 
 
 PLUGIN = [dict(cfg=dict(type='mmdet.ECA', k_size=None),
                position='after_conv3')]
+FORMULA_PLUGIN = [dict(cfg=dict(type=FormulaECA), position='after_conv3')]
 
 
-def pair(dtype=torch.float64, **kw):
+def pair(dtype=torch.float64, plugin=PLUGIN, **kw):
     kw.setdefault('depth', 50)
     ours = ECAResNet(k_size=None, **kw)
     ours.init_weights()
@@ -43,7 +55,7 @@ def pair(dtype=torch.float64, **kw):
         for n, p in ours.named_parameters():
             if n.endswith('eca.conv.weight'):
                 p.copy_(torch.randn_like(p))
-    ref = ResNet(plugins=PLUGIN, **kw)
+    ref = ResNet(plugins=plugin, **kw)
     ref.load_state_dict(ours.state_dict(), strict=True)
     return ours.to(dtype), ref.to(dtype)
 
@@ -108,20 +120,14 @@ def test_single_block_fp32_within_1e5(train):
     assert_same(ours, ref, x, train, atol=1e-5, rtol=1e-5)
 
 
-def test_default_backbone_uses_optimised_path(monkeypatch, x):
-    calls = []
-    orig = gated_residual._BNGatedResidual.apply
-    monkeypatch.setattr(gated_residual._BNGatedResidual, 'apply',
-                        lambda *a: calls.append(1) or orig(*a))
-    m = ECAResNet(depth=50)
-    assert isinstance(m.layer1[0], ECABottleneck)
-    run(m, x.float(), train=True)
-    assert len(calls) == 16  # every Bottleneck of ResNet-50
-
-
+@pytest.mark.parametrize('plugin', [PLUGIN, FORMULA_PLUGIN],
+                         ids=['eca_plugin', 'formula'])
 @pytest.mark.parametrize('train', [True, False])
-def test_train_and_eval(x, train):
-    ours, ref = pair(norm_eval=False)
+def test_train_and_eval(x, train, plugin):
+    """Whole ECA-ResNet-50 in float64, outputs, every parameter's gradient,
+    the input's gradient and BN running statistics: against mmdet ResNet with
+    our ECA plugin and with the formula written out in this file."""
+    ours, ref = pair(norm_eval=False, plugin=plugin)
     assert_same(ours, ref, x, train)
 
 
@@ -146,31 +152,6 @@ def test_channels_last(x):
     ref = ref.to(memory_format=torch.channels_last)
     assert_same(ours, ref, x.to(memory_format=torch.channels_last),
                 train=True)
-
-
-@pytest.mark.parametrize('pool_input', [False, True])
-@pytest.mark.parametrize('channels_last', [False, True])
-def test_inference_under_no_grad_and_inference_mode(x, channels_last,
-                                                    pool_input, monkeypatch):
-    """The no-grad path (in-place add; gate from the pooled conv3 output,
-    or from its pooled input where the map is large)."""
-    monkeypatch.setattr(eca_resnet, 'EVAL_POOL_INPUT_MIN_NUMEL',
-                        0 if pool_input else 2**62)
-    ours, ref = pair()
-    ours.eval()
-    ref.eval()
-    if channels_last:
-        ours = ours.to(memory_format=torch.channels_last)
-        ref = ref.to(memory_format=torch.channels_last)
-        x = x.to(memory_format=torch.channels_last)
-    with torch.no_grad():
-        a = ours(x)
-    with torch.inference_mode():
-        b = ours(x)
-        c = ref(x)
-    for u, v, w in zip(a, b, c):
-        torch.testing.assert_close(u, w, atol=1e-10, rtol=1e-10)
-        torch.testing.assert_close(v, w, atol=1e-10, rtol=1e-10)
 
 
 def test_inference_fp32_block_within_1e5():
@@ -205,14 +186,13 @@ def test_torch_compile_block_fullgraph_matches():
             torch.testing.assert_close(block.eca.conv.weight.grad,
                                        ref.eca.conv.weight.grad, atol=1e-5,
                                        rtol=1e-5)
-    # the no-grad path (the gate's conv over the batch laid end to end)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), ref(x), atol=1e-5,
                                    rtol=1e-5)
 
 
 def test_backward_does_not_keep_the_normalised_activation():
-    """The fused path saves bn3's input (already saved by BN) instead of
+    """The blocks' tail saves bn3's input (already saved by BN) instead of
     bn3's output: count bytes of activations kept for backward."""
     def saved_bytes(model, x):
         params = {p.untyped_storage().data_ptr() for p in model.parameters()}
@@ -271,37 +251,6 @@ def test_bf16_autocast_block():
     assert total['ours'] <= 1.5 * total['ref'], total
 
 
-@pytest.mark.parametrize('batch_stats', [True, False])
-@pytest.mark.parametrize('affine', [True, False])
-@pytest.mark.parametrize('pooled_given', [True, False])
-def test_fused_bn_gate_residual_gradcheck(batch_stats, affine, pooled_given):
-    """The hand-written backward of the one-node BN + gate + residual
-    against finite differences (float64), with batch and running
-    statistics, with and without BN's affine, pooled mean given or not."""
-    from eca_mmdet.layers.eca import ECA
-    torch.manual_seed(0)
-    c = 6
-    eca = ECA(c, 3).double()
-    with torch.no_grad():
-        eca.conv.weight.copy_(torch.randn(1, 1, 3) * 2)
-    x = (torch.randn(3, c, 4, 5, dtype=torch.float64) * 2 + 1)
-    identity = torch.randn_like(x)
-    inputs = [x.requires_grad_(), identity.requires_grad_()]
-    if affine:
-        inputs += [(torch.rand(c, dtype=torch.float64) + 0.5).requires_grad_(),
-                   (torch.randn(c, dtype=torch.float64)).requires_grad_()]
-    rm = torch.randn(c, dtype=torch.float64) * 0.1
-    rv = torch.rand(c, dtype=torch.float64) + 0.5
-
-    def f(x, identity, weight=None, bias=None):
-        pooled = x.detach().mean((2, 3)) if pooled_given else None
-        return gated_residual._BNGatedResidual.apply(
-            x, weight, bias, identity, pooled, eca, batch_stats, rm.clone(),
-            rv.clone(), 0.1, 1e-5, *eca.parameters())
-
-    assert torch.autograd.gradcheck(f, inputs, atol=1e-7, rtol=1e-5)
-
-
 @pytest.mark.parametrize('frozen', ['norm3', 'eca'])
 def test_frozen_bn_or_attention_params(frozen):
     """Only some parameters train (frozen BN affine, or a frozen gate): the
@@ -333,68 +282,101 @@ def test_frozen_bn_or_attention_params(frozen):
             p.grad = q.grad = None
 
 
-def test_conv3_input_pooling_only_where_it_saves_reads():
-    """The gate's pooling reads conv3's input (4x fewer channels) on large
-    maps, equal to pooling conv3's output; on small maps, where the C x 4C
-    matrix-vector product costs more than the read it saves, it is off."""
-    block = ECABottleneck(inplanes=256, planes=64, eca_k_size=3).double()
-    big = torch.randn(2, 64, 32, 32, dtype=torch.float64)
-    small = torch.randn(2, 64, 2, 2, dtype=torch.float64)
-    torch.testing.assert_close(block._pooled_conv3(big),
-                               block.conv3(big).mean((2, 3)),
-                               atol=1e-12, rtol=1e-12)
-    assert block._pooled_conv3(small) is None  # 192 * 4 <= 64 * 256
+def test_basic_block_backbone_matches_formula():
+    """ResNet-18's BasicBlocks have no plugin position in mmdet: compare
+    with the formula applied to mmdet's BasicBlock by hand."""
+    from mmdet.models.backbones.resnet import BasicBlock
+    ours = ECABasicBlock(inplanes=32, planes=32, eca_k_size=3).double()
+    randomize_bn(ours)
+    ref = BasicBlock(inplanes=32, planes=32).double()
+    ref.load_state_dict({k: v for k, v in ours.state_dict().items()
+                         if not k.startswith('eca.')})
+    w = ours.eca.conv.weight.detach()
+
+    def ref_forward(x):
+        z = ref.norm2(ref.conv2(ref.relu(ref.norm1(ref.conv1(x)))))
+        gate = torch.sigmoid(torch.nn.functional.conv1d(
+            z.mean((2, 3))[:, None], w, padding=1))[:, 0, :, None, None]
+        return torch.relu(z * gate + x)
+
+    x = torch.randn(2, 32, 9, 7, dtype=torch.float64)
+    for train in (True, False):
+        ours.train(train)
+        ref.train(train)
+        a = ours(x.clone().requires_grad_())
+        b = ref_forward(x.clone().requires_grad_())
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
 
 
-def test_conv3_input_pooling_without_autograd_only_on_large_maps(
-        monkeypatch):
-    """Without autograd, conv3's output is pooled while still in cache
-    unless it has ``EVAL_POOL_INPUT_MIN_NUMEL`` elements or more."""
-    block = ECABottleneck(inplanes=256, planes=64, eca_k_size=3).double()
-    x = torch.randn(2, 64, 16, 16, dtype=torch.float64)
-    ref = block.conv3(x).mean((2, 3))
-    monkeypatch.setattr(eca_resnet, 'EVAL_POOL_INPUT_MIN_NUMEL',
-                        2 * 256 * 16 * 16 + 1)
-    with torch.no_grad():
-        assert block._pooled_conv3(x) is None
-    assert block._pooled_conv3(x) is not None  # autograd: size rule only
-    monkeypatch.setattr(eca_resnet, 'EVAL_POOL_INPUT_MIN_NUMEL',
-                        2 * 256 * 16 * 16)
-    with torch.no_grad():
-        torch.testing.assert_close(block._pooled_conv3(x), ref,
-                                   atol=1e-12, rtol=1e-12)
+@pytest.mark.parametrize('batch_stats', [True, False])
+@pytest.mark.parametrize('affine', [True, False])
+def test_gated_residual_gradcheck(batch_stats, affine):
+    """``gated_residual`` through :class:`GatedResidual` has the exact
+    gradients of ``identity + bn(x) * attention(bn(x))`` (float64
+    gradcheck: x, identity, BN affine and the ECA kernel)."""
+    from eca_mmdet.layers import ECA
+    bn = torch.nn.BatchNorm2d(6, affine=affine).double()
+    randomize_bn(bn) if affine else None
+    bn.train(batch_stats)
+    eca = ECA(6, 3).double()
+    x = torch.randn(3, 6, 4, 5, dtype=torch.float64, requires_grad=True)
+    identity = torch.randn_like(x, requires_grad=True)
+    params = [p for p in list(bn.parameters()) + list(eca.parameters())]
+
+    def fn(x, identity, *_):
+        assert bn_scale_shift(bn, x) is not None  # the lean path is taken
+        return gated_residual(x, bn, eca, identity)
+
+    torch.autograd.gradcheck(fn, (x, identity, *params))
 
 
-def test_small_maps_take_plain_autograd(monkeypatch):
-    """Below ``FUSE_MIN_NUMEL`` elements a block trains through plain
-    autograd ops (faster there); from it on through the fused node."""
-    monkeypatch.setattr(gated_residual, 'FUSE_MIN_NUMEL', 2**19)
-    calls, pooled = [], []
-    orig = gated_residual._BNGatedResidual.apply
-    monkeypatch.setattr(gated_residual._BNGatedResidual, 'apply',
-                        lambda *a: calls.append(a[0].shape) or orig(*a))
-    block = ECABottleneck(inplanes=256, planes=64, eca_k_size=3)
-    orig_pool = block._pooled_conv3
-    monkeypatch.setattr(block, '_pooled_conv3',
-                        lambda x: pooled.append(x.shape) or orig_pool(x))
-    block.train()
-    block(torch.randn(2, 256, 16, 16, requires_grad=True)).sum().backward()
-    # 2 x 256 x 16 x 16 = 131072 elements; conv3's input is not pooled
-    # either (that path reads the gate's input from conv3's output)
-    assert calls == [] and pooled == []
-    block(torch.randn(2, 256, 32, 32, requires_grad=True)).sum().backward()
-    assert calls == [(2, 256, 32, 32)] and pooled == [(2, 64, 32, 32)]
+def test_scale_shift_only_where_exact():
+    """The lean backward needs bn(x) == x * scale + shift per channel:
+    available for BatchNorm2d and for any batch norm on running
+    statistics; not for GroupNorm, nor SyncBN with batch statistics (they
+    span processes)."""
+    x = torch.randn(2, 4, 3, 3)
+    bn = torch.nn.BatchNorm2d(4)
+    randomize_bn(bn)
+    for train in (True, False):
+        bn.train(train)
+        scale, shift = bn_scale_shift(bn, x)
+        z = bn(x)
+        torch.testing.assert_close(x * scale[..., None, None] +
+                                   shift[..., None, None], z)
+    sync = torch.nn.SyncBatchNorm(4)
+    assert bn_scale_shift(sync, x) is None
+    assert bn_scale_shift(sync.eval(), x) is not None
+    assert bn_scale_shift(torch.nn.GroupNorm(2, 4), x) is None
 
 
-@pytest.mark.parametrize('channels_last', [False, True])
-def test_one_pass_hw_sums(channels_last):
-    """``sum_hw(G)`` and ``sum_hw(G * x)`` from batch norm's backward
-    kernel (contiguous maps) or the plain product (other layouts)."""
-    g = torch.randn(2, 6, 5, 7, dtype=torch.float64)
-    x = torch.randn(2, 6, 5, 7, dtype=torch.float64) + 3
-    if channels_last:
-        g = g.to(memory_format=torch.channels_last)
-    sum_g, sum_gx = gated_residual._sum_hw_and_sum_hw_product(g, x)
-    torch.testing.assert_close(sum_g, g.sum((2, 3)), rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(sum_gx, (g * x).sum((2, 3)), rtol=1e-12,
-                               atol=1e-12)
+@pytest.mark.parametrize('train', [True, False])
+def test_forward_hooks_on_eca_fire_and_see_the_gate(train):
+    """One hook call per block forward, in train and eval; the gate it
+    sees equals the formula on the block's bn3 output."""
+    model = ECAResNet(depth=50, k_size=None, norm_eval=False)
+    randomize_bn(model)
+    model.train(train)
+    calls, bn3_out = {}, {}
+    blocks = [(f'{name}.{i}', b) for name in model.res_layers
+              for i, b in enumerate(getattr(model, name))]
+    for name, block in blocks:
+        block.eca.register_forward_hook(
+            lambda m, args, kwargs, out, n=name: calls.setdefault(
+                n, []).append(out if kwargs.get('gate_only') else
+                              m.gate(args[0])), with_kwargs=True)
+        block.norm3.register_forward_hook(
+            lambda m, args, out, n=name: bn3_out.__setitem__(
+                n, out.detach().clone()))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.set_grad_enabled(train):
+        model(x)
+    assert sorted(calls) == sorted(n for n, _ in blocks)
+    assert all(len(v) == 1 for v in calls.values())
+    for name, block in blocks:
+        w = block.eca.conv.weight.detach()
+        z = bn3_out[name]
+        gate = torch.sigmoid(torch.nn.functional.conv1d(
+            z.mean((2, 3))[:, None], w, padding=w.shape[-1] // 2))
+        torch.testing.assert_close(calls[name][0].detach().flatten(1),
+                                   gate[:, 0], atol=1e-6, rtol=1e-6)
