@@ -12,6 +12,7 @@ from mmengine.fileio import io as mmengine_io
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.runner.checkpoint import CheckpointLoader
 from mmdet.registry import HOOKS, MODELS
+import mmdet.engine, mmdet.models  # what mmdet itself registers on import
 
 def state():
     return dict(

@@ -232,6 +232,13 @@ class ECAResNet(StrictPretrainedMixin, ResNet):
                     block.init_cfg = dict(
                         type='Constant', val=0, override=dict(name=norm))
 
+    def train(self, mode: bool = True):
+        """mmdet's ``ResNet.train`` (frozen stages, ``norm_eval``) returns
+        None; return ``self`` as ``nn.Module.train`` does, so that
+        ``backbone.eval()`` chains."""
+        super().train(mode)
+        return self
+
     def make_res_layer(self, **kwargs):
         """Build stage ``len(self.res_layers)`` with its ECA kernel size."""
         return super().make_res_layer(
