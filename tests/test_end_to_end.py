@@ -127,6 +127,9 @@ def test_missing_coco_stops_with_one_clear_message(tmp_path):
 
 
 def test_external_config_with_mmdets_own_train_tool(shapes, tmp_path):
+    """A user's config outside this repository, only ``custom_imports=
+    ['eca_mmdet']``, trains with mmdet's installed tools/train.py; our
+    tools/train.py --resume and tools/test.py read what it wrote."""
     import mmdet
     mm_train = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools',
                         'train.py')
@@ -145,20 +148,41 @@ metainfo = dict(classes=('circle', 'rectangle', 'triangle', 'cross'))
 pipe = [dict(type='LoadImageFromFile'),
         dict(type='LoadAnnotations', with_bbox=True),
         dict(type='PackDetInputs')]
+test_pipe = [dict(type='LoadImageFromFile'),
+             dict(type='Resize', scale=(128, 128), keep_ratio=True),
+             dict(type='LoadAnnotations', with_bbox=True),
+             dict(type='PackDetInputs', meta_keys=(
+                 'img_id', 'img_path', 'ori_shape', 'img_shape',
+                 'scale_factor'))]
 train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
     dataset=dict(data_root='{shapes}', metainfo=metainfo,
                  ann_file='annotations/train.json',
                  data_prefix=dict(img='train/'), pipeline=pipe))
+val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root='{shapes}', metainfo=metainfo,
+                 ann_file='annotations/val.json',
+                 data_prefix=dict(img='val/'), pipeline=test_pipe))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file='{shapes}annotations/val.json')
+test_evaluator = val_evaluator
 train_cfg = dict(max_epochs=1, val_interval=5)
-val_dataloader = None
-val_cfg = None
-val_evaluator = None
-test_dataloader = None
-test_cfg = None
-test_evaluator = None
 ''')
     r = run([sys.executable, mm_train, str(cfg), '--work-dir',
              str(tmp_path / 'w')])
     assert r.returncode == 0, r.stderr[-3000:]
-    assert osp.isfile(tmp_path / 'w' / 'epoch_1.pth')
+    ckpt = tmp_path / 'w' / 'epoch_1.pth'
+    assert osp.isfile(ckpt)
     assert 'ECAResNet' in (r.stdout + r.stderr)
+    # our tools read the checkpoint mmdet's own tool wrote
+    r = run([sys.executable, osp.join(TOOLS, 'train.py'), str(cfg),
+             '--work-dir', str(tmp_path / 'w'), '--resume', str(ckpt),
+             '--cfg-options', 'train_cfg.max_epochs=2'])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'resumed epoch: 1' in (r.stdout + r.stderr)
+    assert osp.isfile(tmp_path / 'w' / 'epoch_2.pth')
+    r = run([sys.executable, osp.join(TOOLS, 'test.py'), str(cfg),
+             str(ckpt), '--work-dir', str(tmp_path / 't')])
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    assert f'Load checkpoint from {ckpt}' in out
+    assert 'Epoch(test) [4/4]' in out  # 8 val images, batch 2
