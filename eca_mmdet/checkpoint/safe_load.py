@@ -1,19 +1,19 @@
 """Load checkpoints safely, on every supported torch, with readable errors.
 
-Tensors-only files (the ImageNet ECA weights) load with
-``torch.load(weights_only=True)`` everywhere. The checkpoints mmengine writes
-during training also hold its ``HistoryBuffer`` (log history in
-``message_hub``) and numpy arrays and scalars. No file is ever unpickled
-without an allow-list; which one depends on torch:
+The checkpoints mmengine writes during training hold, besides tensors, its
+``HistoryBuffer`` (log history in ``message_hub``) and numpy arrays and
+scalars. No file is ever unpickled without an allow-list; which one depends
+on torch:
 
 * torch >= 2.5 (``torch.serialization.add_safe_globals`` with named
   entries): ``weights_only=True`` plus :data:`ALLOWED`, registered with
   torch by :func:`allow_mmengine_types` (``import eca_mmdet`` does this, so
   mmengine's own loader reads its checkpoints under torch >= 2.6 too);
-* older torch: the same :data:`ALLOWED` names as the only globals a
-  restricted ``pickle.Unpickler`` may look up (:class:`AllowListUnpickler`,
-  passed to ``torch.load`` as its ``pickle_module``); any other global in
-  the file stops the load before anything is called.
+* older torch: every file through a restricted ``pickle.Unpickler``
+  (:class:`AllowListUnpickler`, passed to ``torch.load`` as its
+  ``pickle_module``) whose only globals are tensors' own rebuild functions
+  and storages (what ``weights_only=True`` allows) and :data:`ALLOWED`; any
+  other global in the file stops the load before anything is called.
 
 :data:`ALLOWED` is exactly what mmengine writes besides tensors: the
 ``HistoryBuffer`` class and a ``getattr`` restricted to its statistics
@@ -21,6 +21,7 @@ methods (never the builtin); numpy's array, dtype and scalar reconstructors
 under both numpy 1 (``numpy.core``) and numpy 2 (``numpy._core``) names;
 ``collections.Counter``. :func:`load_checkpoint_file` is the one entry point.
 """
+import codecs
 import collections
 import importlib
 import os.path as osp
@@ -86,6 +87,7 @@ ALLOWED = _allowed_globals()
 #: ``weights_only=True`` allows itself; storages are resolved by torch).
 _TENSOR_GLOBALS = {
     'collections.OrderedDict': collections.OrderedDict,
+    '_codecs.encode': codecs.encode,  # bytes in protocol-2 pickles
     'torch.Size': torch.Size,
     'torch.device': torch.device,
     **{f'torch._utils.{name}': getattr(torch._utils, name)
@@ -133,14 +135,10 @@ def _torch_load(path: str, map_location: Any) -> Any:
     if HAS_NAMED_SAFE_GLOBALS:
         allow_mmengine_types()
         return torch.load(path, map_location=map_location, weights_only=True)
-    # torch < 2.5: weights_only reads tensors-only files but not mmengine's
-    # types; for those, the unpickler itself is restricted to the allow-list
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        return torch.load(path, map_location=map_location,
-                          pickle_module=_allow_list_pickle,
-                          weights_only=False)
+    # torch < 2.5: weights_only cannot take mmengine's types; the unpickler
+    # itself is restricted to tensors' globals and the same allow-list
+    return torch.load(path, map_location=map_location,
+                      pickle_module=_allow_list_pickle, weights_only=False)
 
 
 def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:

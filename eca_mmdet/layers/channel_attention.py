@@ -19,6 +19,7 @@ a hook, register it with ``with_kwargs=True``::
 (in ECAResNet blocks the output is the gate; as an mmdet plugin it is the
 gated map, and ``module.gate`` recomputes the gate from the input).
 """
+import torch
 import torch.nn as nn
 from torch import Tensor
 
@@ -45,11 +46,14 @@ class ChannelAttention(nn.Module):
     def gate(self, x: Tensor) -> Tensor:
         """The attention weights of ``x`` (N, C, H, W), shape (N, C, 1, 1).
 
-        ``x.mean((2, 3))`` rather than ``AdaptiveAvgPool2d(1)``: the same
-        value, and safe under AMP with channels_last inputs.
+        ``mean_hw(x)`` is taken as a sum in at least float32 over ``H * W``:
+        the same value as ``AdaptiveAvgPool2d(1)``, safe under AMP with
+        channels_last inputs, no float16 overflow, and its backward keeps
+        nothing full-size (that of ``mean`` keeps ``x`` on torch 2.1).
         """
-        y = x.mean((2, 3))
-        return self.excite(y).sigmoid()[:, :, None, None]
+        acc = torch.promote_types(x.dtype, torch.float32)
+        y = x.sum((2, 3), dtype=acc) / (x.shape[2] * x.shape[3])
+        return self.excite(y.to(x.dtype)).sigmoid()[:, :, None, None]
 
     def forward(self, x: Tensor, gate_only: bool = False) -> Tensor:
         """Return ``x`` scaled channel-wise by its gate, or with

@@ -153,7 +153,8 @@ def peak_bytes(step, device):
     events = sorted((e for e in prof.profiler.kineto_results.events()
                      if e.name() == '[memory]'
                      and e.device_type() == torch.autograd.DeviceType.CPU),
-                    key=lambda e: e.start_ns())
+                    key=lambda e: e.start_ns() if hasattr(e, 'start_ns')
+                    else e.start_us())  # torch < 2.2
     live = peak = 0
     for e in events:
         live += e.nbytes()
