@@ -51,7 +51,7 @@ class ChannelAttention(nn.Module):
         channels_last inputs, no float16 overflow, and its backward keeps
         nothing full-size (that of ``mean`` keeps ``x`` on torch 2.1).
         """
-        acc = torch.promote_types(x.dtype, torch.float32)
+        acc = torch.float64 if x.dtype == torch.float64 else torch.float32
         y = x.sum((2, 3), dtype=acc) / (x.shape[2] * x.shape[3])
         return self.excite(y.to(x.dtype)).sigmoid()[:, :, None, None]
 
