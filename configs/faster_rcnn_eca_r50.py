@@ -1,10 +1,11 @@
 # Faster R-CNN with an ECA-ResNet-50 FPN backbone, 1x COCO schedule.
 # ECA-Net (Wang et al., CVPR 2020), Table "object detection on MS COCO".
-# The paper's R-50 Faster R-CNN used backbones whose ImageNet weights were never
-# released (k=5 everywhere for Faster R-CNN, k=3,3,7,7 for Mask R-CNN and
+# The paper's R-50 Faster R-CNN used backbones whose ImageNet weights were
+# never released (k=5 everywhere for Faster R-CNN, k=3,3,7,7 for Mask R-CNN and
 # RetinaNet); this config uses the released ECA-ResNet-50 (k=3,5,5,7).
 #
-# ImageNet ECA weights: eca://resnet50_k3557 = $ECA_MMDET_CHECKPOINTS/eca_resnet50_k3557.pth.tar
+# ImageNet ECA weights: eca://resnet50_k3557 =
+#   $ECA_MMDET_CHECKPOINTS/eca_resnet50_k3557.pth.tar
 # (download from https://github.com/BangguWu/ECANet, see README).
 #
 # Paper training setting: 8 images per iteration (e.g. 4 GPUs x 2 images),

@@ -1,7 +1,8 @@
 # RetinaNet with an ECA-ResNet-101 FPN backbone, 1x COCO schedule.
 # ECA-Net (Wang et al., CVPR 2020), Table "object detection on MS COCO".
 #
-# ImageNet ECA weights: eca://resnet101_k3357 = $ECA_MMDET_CHECKPOINTS/eca_resnet101_k3357.pth.tar
+# ImageNet ECA weights: eca://resnet101_k3357 =
+#   $ECA_MMDET_CHECKPOINTS/eca_resnet101_k3357.pth.tar
 # (download from https://github.com/BangguWu/ECANet, see README).
 #
 # Paper training setting: 8 images per iteration (e.g. 4 GPUs x 2 images),

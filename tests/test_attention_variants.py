@@ -3,10 +3,10 @@ table's formulas exactly, and outputs equal an independent computation of
 each formula (written here with plain loops / dense matrices)."""
 import pytest
 import torch
+from mmdet.registry import MODELS
 
 import eca_mmdet  # noqa: F401
 from eca_mmdet.layers import ECA, ECANS, SE, SEGC, SEVar1, SEVar2, SEVar3
-from mmdet.registry import MODELS
 
 C = 64
 

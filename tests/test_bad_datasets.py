@@ -13,8 +13,11 @@ import sys
 import pytest
 import torch
 
-from eca_mmdet.datasets import (AnnotationError, check_coco_annotation_file,
-                                generate_dataset)
+from eca_mmdet.datasets import (
+    AnnotationError,
+    check_coco_annotation_file,
+    generate_dataset,
+)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_eca_r18_shapes.py')
@@ -184,6 +187,7 @@ def _break_benignly(root):
 
 def test_images_without_objects_and_degenerate_boxes_are_skipped(copy):
     from mmdet.datasets import CocoDataset
+
     from eca_mmdet.datasets import CLASSES
     empty, valid = _break_benignly(copy)
     kw = dict(data_root=copy + '/', ann_file='annotations/train.json',

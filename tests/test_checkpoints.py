@@ -8,9 +8,10 @@ import torch
 from mmdet.registry import MODELS
 
 import eca_mmdet  # noqa: F401
-from eca_mmdet.checkpoint import CheckpointError, RELEASED_CHECKPOINTS
-from conftest import ROOT, randomize_bn
+from eca_mmdet.checkpoint import RELEASED_CHECKPOINTS, CheckpointError
+
 from ckpt_utils import official_layout, timm_layout
+from conftest import ROOT, randomize_bn
 
 RESNET_ARCHS = [a for a, i in RELEASED_CHECKPOINTS.items()
                 if i['family'] == 'resnet']
@@ -126,8 +127,9 @@ def test_wrong_kernel_sizes_name_expected_found_and_preset(tmp_path):
     src = _source_model(dict(type='ECAResNet', arch='eca_resnet50_k3557'))
     path = str(tmp_path / 'k3557.pth.tar')
     _save_official(src, path, 2048)
-    dst = MODELS.build(dict(type='ECAResNet', depth=50, k_size=3, init_cfg=dict(
-        type='Pretrained', checkpoint=path)))
+    dst = MODELS.build(dict(
+        type='ECAResNet', depth=50, k_size=3,
+        init_cfg=dict(type='Pretrained', checkpoint=path)))
     with pytest.raises(CheckpointError) as e:
         dst.init_weights()
     msg = str(e.value)

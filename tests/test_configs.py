@@ -7,6 +7,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import eca_mmdet  # noqa: F401
+
 from conftest import ROOT
 
 DETS = ['faster_rcnn', 'mask_rcnn', 'retinanet']

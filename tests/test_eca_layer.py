@@ -39,8 +39,8 @@ def test_eca_matches_reference_formula(k, grad, batch):
     with torch.no_grad():
         m.conv.weight.copy_(torch.randn(1, 1, k))
     x = torch.randn(batch, 12, 5, 4)
-    ref = reference_eca(x.double().numpy(), m.conv.weight.detach().double().view(-1)
-                        .numpy())
+    ref = reference_eca(x.double().numpy(),
+                        m.conv.weight.detach().double().view(-1).numpy())
     with torch.set_grad_enabled(grad):
         out = m(x)
     assert out.requires_grad == grad

@@ -19,7 +19,7 @@ from mmdet.models.backbones import ResNet
 import eca_mmdet  # noqa: F401
 from eca_mmdet.backbones import ECAResNet
 from eca_mmdet.backbones.eca_resnet import ECABasicBlock, ECABottleneck
-from eca_mmdet.layers import GatedResidual, gated_residual
+from eca_mmdet.layers import gated_residual
 from eca_mmdet.layers.gated_residual import bn_scale_shift
 
 from conftest import randomize_bn

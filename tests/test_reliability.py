@@ -10,9 +10,13 @@ import torch
 
 import eca_mmdet  # noqa: F401
 from eca_mmdet.checkpoint import CheckpointError, load_checkpoint_file
-from eca_mmdet.engine import (FiniteLossHook, NonFiniteLossError,
-                              SafeCheckpointHook)
+from eca_mmdet.engine import (
+    FiniteLossHook,
+    NonFiniteLossError,
+    SafeCheckpointHook,
+)
 from eca_mmdet.engine.atomic_backend import _atomic_write
+
 from conftest import ROOT
 
 
@@ -240,6 +244,7 @@ def test_finite_loss_hook_names_iteration_and_term():
 ])
 def test_cfg_options_typos_are_reported(key, match):
     from mmengine.config import Config
+
     from eca_mmdet.runner import ConfigError
     from eca_mmdet.runner.config_checks import check_cfg_options
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'faster_rcnn_eca_r50.py'))

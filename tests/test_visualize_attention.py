@@ -28,13 +28,13 @@ def load_tool():
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
     """Shapes data and a checkpoint per model, as mmengine writes them."""
-    import eca_mmdet  # noqa: F401
+    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.runner.checkpoint import save_checkpoint
 
+    import eca_mmdet  # noqa: F401
     from eca_mmdet.datasets import generate_dataset
-    from mmdet.registry import MODELS
     tmp = tmp_path_factory.mktemp('vis')
     root = str(tmp / 'data')
     generate_dataset(root, num_train=2, num_val=6, seed=2, progress=False)
@@ -65,8 +65,8 @@ def test_recorded_weights_equal_independent_gates(setup):
 
     # independent: run the block's layers by hand on its captured input
     model, cfg = tool.load_model(ECA_CFG, ckpts['eca'], root)
-    from mmengine.dataset import pseudo_collate
     from mmdet.registry import DATASETS
+    from mmengine.dataset import pseudo_collate
     ds = DATASETS.build(cfg.test_dataloader.dataset)
     blk = model.backbone.layer3[1]             # conv_4_2
     captured = []

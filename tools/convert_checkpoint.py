@@ -68,8 +68,9 @@ def main(argv=None):
                         help='key layout of SRC (default: detect)')
     args = parser.parse_args(argv)
 
-    import eca_mmdet  # noqa: F401  (registers the backbones)
     from mmdet.registry import MODELS
+
+    import eca_mmdet  # noqa: F401  (registers the backbones)
 
     try:
         raw = load_checkpoint_file(args.src)

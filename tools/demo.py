@@ -97,11 +97,12 @@ def main(argv=None):
     import torch
     torch.set_num_threads(os.cpu_count() or 2)
 
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
     import eca_mmdet.engine  # noqa: F401  (models, safe I/O, hooks)
     from eca_mmdet.datasets import generate_dataset
     from eca_mmdet.runner import set_data_root, use_safe_training_hooks
-    from mmengine.config import Config
-    from mmengine.runner import Runner
 
     print(f'[1/3] dataset: {args.data_root} ({args.num_train} train / '
           f'{args.num_val} val images; reused if present)', flush=True)

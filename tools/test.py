@@ -44,8 +44,12 @@ def parse_args(argv=None):
 
 
 def build_cfg(args):
-    from eca_mmdet.runner import (add_custom_hooks, check_datasets_exist,
-                                  load_config, setup_device)
+    from eca_mmdet.runner import (
+        add_custom_hooks,
+        check_datasets_exist,
+        load_config,
+        setup_device,
+    )
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
@@ -75,12 +79,13 @@ def build_cfg(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    import eca_mmdet.engine  # noqa: F401  (models, safe I/O, hooks)
-    from eca_mmdet.runner import explain_failure, teardown_distributed
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
     from mmdet.evaluation import DumpDetResults
     from mmdet.utils import setup_cache_size_limit_of_dynamo
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    import eca_mmdet.engine  # noqa: F401  (models, safe I/O, hooks)
+    from eca_mmdet.runner import explain_failure, teardown_distributed
 
     setup_cache_size_limit_of_dynamo()
     cfg = None

@@ -4,7 +4,8 @@
 Example::
 
     python tools/train.py configs/faster_rcnn_eca_r101.py
-    python tools/train.py configs/faster_rcnn_eca_r101.py --data-root /data/coco/
+    python tools/train.py configs/faster_rcnn_eca_r101.py \
+        --data-root /data/coco/
     python tools/train.py CONFIG --resume            # latest in work_dir
     bash tools/dist_train.sh CONFIG 4                # 4 processes (torchrun)
 """
@@ -47,8 +48,12 @@ def parse_args(argv=None):
 
 
 def build_cfg(args):
-    from eca_mmdet.runner import (check_datasets_exist, load_config,
-                                  setup_device, use_safe_training_hooks)
+    from eca_mmdet.runner import (
+        check_datasets_exist,
+        load_config,
+        setup_device,
+        use_safe_training_hooks,
+    )
     cfg = load_config(args)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
@@ -77,12 +82,16 @@ def build_cfg(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    import eca_mmdet.engine  # noqa: F401  (models, safe I/O, hooks)
-    from eca_mmdet.runner import (explain_failure, offline_notice,
-                                  teardown_distributed)
+    from mmdet.utils import setup_cache_size_limit_of_dynamo
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
-    from mmdet.utils import setup_cache_size_limit_of_dynamo
+
+    import eca_mmdet.engine  # noqa: F401  (models, safe I/O, hooks)
+    from eca_mmdet.runner import (
+        explain_failure,
+        offline_notice,
+        teardown_distributed,
+    )
 
     setup_cache_size_limit_of_dynamo()
     cfg = None

@@ -5,7 +5,8 @@
 # from the same plain ImageNet ResNet-50 (torchvision://resnet50, downloaded
 # at start; offline give a local file with --cfg-options
 # model.backbone.init_cfg.checkpoint=PATH), the attention layers from
-# random init. Parameters and FLOPs: python tools/analysis/complexity.py --ablation
+# random init.
+# Parameters and FLOPs: python tools/analysis/complexity.py --ablation
 _base_ = '../baselines/retinanet_r50.py'
 
 model = dict(

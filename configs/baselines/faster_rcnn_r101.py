@@ -1,5 +1,5 @@
-# Plain ResNet-101 twin of ../faster_rcnn_eca_r101.py (same detector, schedule and
-# batch/lr), the paper's "ResNet-101" row.
+# Plain ResNet-101 twin of ../faster_rcnn_eca_r101.py
+# (same detector, schedule and batch/lr), the paper's "ResNet-101" row.
 # NOTE: initialises from torchvision://resnet101, which is downloaded at start
 # (needs torchvision and internet); offline, give a local file with
 # --cfg-options model.backbone.init_cfg.checkpoint=/path/to/resnet101.pth

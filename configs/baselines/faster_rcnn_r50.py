@@ -1,5 +1,5 @@
-# Plain ResNet-50 twin of ../faster_rcnn_eca_r50.py (same detector, schedule and
-# batch/lr), the paper's "ResNet-50" row.
+# Plain ResNet-50 twin of ../faster_rcnn_eca_r50.py
+# (same detector, schedule and batch/lr), the paper's "ResNet-50" row.
 # NOTE: initialises from torchvision://resnet50, which is downloaded at start
 # (needs torchvision and internet); offline, give a local file with
 # --cfg-options model.backbone.init_cfg.checkpoint=/path/to/resnet50.pth

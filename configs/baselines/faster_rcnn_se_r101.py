@@ -1,6 +1,6 @@
-# SE-ResNet-101 twin of ../faster_rcnn_eca_r101.py, the paper's "SENet-101" row:
-# an SE block (reduction 16) on the residual branch of every Bottleneck after
-# the last BN, before the addition, as in SENet.
+# SE-ResNet-101 twin of ../faster_rcnn_eca_r101.py, the paper's "SENet-101"
+# row: an SE block (reduction 16) on the residual branch of every Bottleneck
+# after the last BN, before the addition, as in SENet.
 # NOTE: loads the plain ResNet-101 ImageNet weights from torchvision://resnet101
 # (downloaded at start); the SE layers start from random init because no
 # SE-ResNet weights exist in this layout. For the paper's comparison give

@@ -11,11 +11,10 @@ from typing import Sequence
 
 import torch.nn as nn
 import torch.utils.checkpoint as cp
+from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
-
-from mmdet.registry import MODELS
 
 from ..layers.eca import ECA
 from .pretrained_init import StrictPretrainedMixin

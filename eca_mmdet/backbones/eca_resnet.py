@@ -14,14 +14,18 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
 import torch.utils.checkpoint as cp
-from torch import Tensor
-
 from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
 from mmdet.registry import MODELS
+from torch import Tensor
 
 from ..checkpoint.zoo import find_preset
-from ..layers import (ECA, ChannelAttention, adaptive_kernel_size,
-                      check_kernel_size, gated_residual)
+from ..layers import (
+    ECA,
+    ChannelAttention,
+    adaptive_kernel_size,
+    check_kernel_size,
+    gated_residual,
+)
 from .pretrained_init import StrictPretrainedMixin
 
 KernelSizes = Union[int, None, Sequence[Optional[int]]]

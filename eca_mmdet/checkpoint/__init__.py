@@ -1,8 +1,15 @@
-from .convert import (detect_format, eca_kernel_sizes, extract_state_dict,
-                      to_backbone_state_dict)
+from .convert import (
+                      detect_format,
+                      eca_kernel_sizes,
+                      extract_state_dict,
+                      to_backbone_state_dict,
+)
 from .loader import check_compatible, load_pretrained, resolve_checkpoint
-from .safe_load import (CheckpointError, allow_mmengine_types,
-                        load_checkpoint_file)
+from .safe_load import (
+                      CheckpointError,
+                      allow_mmengine_types,
+                      load_checkpoint_file,
+)
 from .zoo import RELEASED_CHECKPOINTS, checkpoint_dir, resolve_uri
 
 __all__ = [

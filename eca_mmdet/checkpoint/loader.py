@@ -14,8 +14,12 @@ from typing import Dict, Optional, Tuple
 import torch.nn as nn
 from mmengine.logging import print_log
 
-from .convert import (StateDict, eca_kernel_sizes, extract_state_dict,
-                      to_backbone_state_dict)
+from .convert import (
+    StateDict,
+    eca_kernel_sizes,
+    extract_state_dict,
+    to_backbone_state_dict,
+)
 from .safe_load import CheckpointError, load_checkpoint_file
 from .zoo import SCHEME, presets_for, resolve_uri
 

@@ -18,7 +18,6 @@ from typing import Union
 
 from mmengine.fileio.backends import LocalBackend, register_backend
 
-
 TEMP_SUFFIX = '.tmp'
 
 

@@ -1,9 +1,8 @@
 """Reseed every random generator at the start of each training epoch."""
+from mmdet.registry import HOOKS
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.runner.utils import set_random_seed
-
-from mmdet.registry import HOOKS
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:

@@ -3,9 +3,8 @@ import math
 from typing import Optional
 
 import torch
-from mmengine.hooks import Hook
-
 from mmdet.registry import HOOKS
+from mmengine.hooks import Hook
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -1,9 +1,8 @@
 """Stop before training or testing when dataset images are missing."""
 import os.path as osp
 
-from mmengine.hooks import Hook
-
 from mmdet.registry import HOOKS
+from mmengine.hooks import Hook
 
 
 class MissingImagesError(FileNotFoundError):

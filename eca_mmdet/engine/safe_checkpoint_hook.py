@@ -2,10 +2,9 @@
 import os
 import os.path as osp
 
+from mmdet.registry import HOOKS
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
-
-from mmdet.registry import HOOKS
 
 from .atomic_backend import _atomic_write, stale_temp_files
 

@@ -17,9 +17,8 @@ import math
 from typing import Optional
 
 import torch.nn as nn
-from torch import Tensor
-
 from mmdet.registry import MODELS
+from torch import Tensor
 
 from .channel_attention import ChannelAttention
 

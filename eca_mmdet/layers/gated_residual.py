@@ -57,7 +57,13 @@ def bn_scale_shift(bn: nn.Module,
     acc = torch.promote_types(x.dtype, torch.float32)
     with torch.no_grad():
         if batch_stats:
-            var, mean = torch.var_mean(x, (0, 2, 3), correction=0)
+            # per-(N, C) sums of x and x^2 are contiguous reductions, several
+            # times faster than torch.var_mean over (N, H, W) on the CPU
+            count = x.numel() // x.shape[1]
+            mean = x.sum((2, 3), dtype=acc).sum(0) / count
+            mean_sq = torch.linalg.vector_norm(
+                x, dim=(2, 3), dtype=acc).square().sum(0) / count
+            var = (mean_sq - mean.square()).clamp_min(0)
         else:
             var, mean = bn.running_var, bn.running_mean
         scale = torch.rsqrt(var.to(acc) + bn.eps)

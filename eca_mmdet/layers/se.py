@@ -9,9 +9,8 @@ the addition -- mmdet's ``position='after_conv3'``::
     plugins=[dict(cfg=dict(type='SE', reduction=16), position='after_conv3')]
 """
 import torch.nn as nn
-from torch import Tensor
-
 from mmdet.registry import MODELS
+from torch import Tensor
 
 from .channel_attention import ChannelAttention
 
@@ -32,7 +31,8 @@ class SE(ChannelAttention):
     def __init__(self, in_channels: int, reduction: int = 16,
                  bias: bool = True) -> None:
         super().__init__(in_channels)
-        if isinstance(reduction, bool) or not isinstance(reduction, int) or reduction < 1 \
+        if isinstance(reduction, bool) or \
+                not isinstance(reduction, int) or reduction < 1 \
                 or in_channels % reduction:
             raise ValueError(
                 f'SE reduction must be a positive int dividing in_channels='

@@ -29,9 +29,8 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmdet.registry import MODELS
+from torch import Tensor
 
 from .channel_attention import ChannelAttention
 from .eca import check_kernel_size

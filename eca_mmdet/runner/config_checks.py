@@ -175,10 +175,12 @@ def offline_notice(cfg: Config) -> List[str]:
     for ckpt in _checkpoints_in(cfg.get('model', {}), []) + \
             [cfg.get('load_from') or '']:
         if '://' in ckpt and not ckpt.startswith('eca://'):
+            torchvision = ' and torchvision' \
+                if ckpt.startswith('torchvision') else ''
             lines.append(
                 f'note: this config downloads {ckpt} at start-up (needs '
                 f'internet'
-                f'{" and torchvision" if ckpt.startswith("torchvision") else ""}'
+                f'{torchvision}'
                 f'); offline, give a local file with --cfg-options '
                 f'model.backbone.init_cfg.checkpoint=/path/to/file.pth')
     return lines

@@ -1,8 +1,12 @@
 """Turn a failed train/test run into one readable line, where we can."""
 from typing import Iterable, Optional
 
-from .config_checks import (DATALOADERS, ConfigError, DatasetNotFoundError,
-                            diagnose_datasets)
+from .config_checks import (
+    DATALOADERS,
+    ConfigError,
+    DatasetNotFoundError,
+    diagnose_datasets,
+)
 
 
 def explain_failure(error: BaseException, cfg=None,

@@ -43,11 +43,11 @@ def build(task, variant, depth):
     """The model of ``variant``: a backbone, or a Faster R-CNN (R-50/101
     FPN, mmdet's 1x COCO config) with that backbone."""
     import torch
+    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
     import eca_mmdet  # noqa: F401
-    from mmdet.registry import MODELS
     init_default_scope('mmdet')
     torch.manual_seed(0)
     backbone = dict(type='ResNet', depth=depth, norm_eval=False,
@@ -78,9 +78,8 @@ def make_step(task, model, mode, batch, size, device, amp):
         dtype=torch.float16 if device.startswith('cuda') else torch.bfloat16
     ) if amp else nullcontext()
     if task == 'detector':
-        from mmengine.structures import InstanceData
-
         from mmdet.structures import DetDataSample
+        from mmengine.structures import InstanceData
         meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
                     batch_input_shape=(h, w), scale_factor=(1.0, 1.0))
         samples = [DetDataSample(metainfo=meta) for _ in range(batch)]

@@ -111,7 +111,8 @@ def ablation_table(with_flops=True):
             raise AssertionError(f'{label}: counted {counted} parameters, '
                                  f'the formula gives {predicted}')
         cells = [label, formula, f'{predicted:,}', f'{counted:,}',
-                 f'{gate_macs:,}', fmt_m(count_params(dets[0])), fmt_m(count_params(dets[1]))]
+                 f'{gate_macs:,}', fmt_m(count_params(dets[0])),
+                 fmt_m(count_params(dets[1]))]
         if with_flops:
             f = count_flops(dets[0].backbone, (224, 224), False)
             cells.append(f'{f / 1e9:.4f} (+{(f - base_flops) / 1e9:.2e})')
@@ -127,11 +128,11 @@ def config_path(det, depth, variant):
 
 
 def build_detector(path):
+    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
     import eca_mmdet  # noqa: F401
-    from mmdet.registry import MODELS
     init_default_scope('mmdet')
     cfg = Config.fromfile(path)
     cfg.model.backbone.init_cfg = None
@@ -215,7 +216,9 @@ def paper_table(shape, with_flops=True):
                 return ''
             return f' [{a[unit] - b[unit]:+.2f}{"M" if unit == 0 else "G"}]'
 
-        ff = (lambda a, b: '-' if a is None else f'{(a - b) / 1e9:+.4f}G')
+        def ff(a, b):
+            return '-' if a is None else f'{(a - b) / 1e9:+.4f}G'
+
         print(f'| {det} | {depth} | {pe - p0:+,}{pdiff("eca", 0)} | '
               f'{ff(fe, f0)}{pdiff("eca", 1)} | {ps - p0:+,}'
               f'{pdiff("se", 0)} | {ff(fs, f0)}{pdiff("se", 1)} |')
@@ -245,8 +248,9 @@ def main(argv=None):
         model = build_detector(args.config)
         detector = True
     elif args.backbone:
-        import eca_mmdet  # noqa: F401
         from mmdet.registry import MODELS
+
+        import eca_mmdet  # noqa: F401
         cfg = dict(type=args.backbone, depth=args.depth)
         if args.k_size:
             cfg['k_size'] = tuple(args.k_size) if len(args.k_size) > 1 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Channel weights learned by ECA / SE blocks, per class (supplementary Fig. B).
+"""Channel weights learned by ECA / SE blocks, per class (supplement Fig. B).
 
 Runs a trained detector's backbone over a dataset's images, records the gate
 (the sigmoid output, one weight per channel) of every attention block, and
@@ -53,11 +53,11 @@ def parse_args(argv=None):
 
 def load_model(config, checkpoint, data_root=None):
     """Detector in eval mode with the trained weights, and its config."""
+    from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
 
     from eca_mmdet.runner import load_config
-    from mmdet.registry import MODELS
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     cfg = load_config(argparse.Namespace(
@@ -112,11 +112,11 @@ def image_classes(info):
 def collect(config, checkpoint, split, max_images, data_root):
     """Mean gate per (block, class) and per block over all images."""
     import torch
+    from mmdet.registry import DATASETS
     from mmengine.dataset import pseudo_collate
     from mmengine.utils import ProgressBar
 
     from eca_mmdet.runner import check_datasets_exist
-    from mmdet.registry import DATASETS
     model, cfg = load_model(config, checkpoint, data_root)
     blocks = attention_blocks(model)
     recorder = GateRecorder(blocks)

@@ -91,11 +91,10 @@ class TensorForward(torch.nn.Module):
 
 
 def build_model(config, checkpoint):
+    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
-
-    from mmdet.registry import MODELS
     if not osp.isfile(config):
         raise SystemExit(f'export_onnx: config not found: {config}')
     cfg = Config.fromfile(config)
