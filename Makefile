@@ -36,6 +36,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 test: install
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
 demo: install

@@ -60,10 +60,18 @@ def test_kernel_size_forms():
     (dict(depth=42), 'invalid depth 42'),
     (dict(arch='eca_resnet51_k3557'), 'unknown ECA-ResNet arch'),
     (dict(depth=101, arch='eca_resnet50_k3557'), 'contradicts'),
+    (dict(arch='eca_resnet50_k3557', k_size=3),
+     r'k_size=3 contradicts .*give arch for the released weights'),
+    (dict(arch='eca_resnet50_k3557', k_size=None), 'contradicts'),
 ])
 def test_bad_arguments_are_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ECAResNet(**kwargs)
+
+
+def test_arch_with_its_own_kernel_sizes_is_accepted():
+    m = ECAResNet(arch='eca_resnet50_k3557', k_size=(3, 5, 5, 7))
+    assert m.stage_k_sizes == (3, 5, 5, 7) and m.depth == 50
 
 
 @pytest.mark.parametrize('depth', [18, 50])
