@@ -60,8 +60,10 @@ def build(task, variant, depth):
     if task == 'backbone':
         model = MODELS.build(backbone)
     else:
-        cfg = Config.fromfile(
-            f'mmdet::faster_rcnn/faster-rcnn_r{depth}_fpn_1x_coco.py')
+        import mmdet
+        cfg = Config.fromfile(os.path.join(
+            os.path.dirname(mmdet.__file__), '.mim', 'configs', 'faster_rcnn',
+            f'faster-rcnn_r{depth}_fpn_1x_coco.py'))
         cfg.model.backbone = dict(backbone, norm_eval=True, frozen_stages=1)
         model = MODELS.build(cfg.model)
     model.init_weights()
