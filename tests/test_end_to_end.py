@@ -97,12 +97,19 @@ def test_interrupt_and_resume(shapes, tmp_path):
     assert osp.isfile(osp.join(work, 'epoch_3.pth'))
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 def test_distributed_two_processes_gloo(shapes, tmp_path):
     work = str(tmp_path / 'w')
     r = run(['bash', f'{TOOLS}/dist_train.sh', CONFIG, '2', '--work-dir',
              work, *tiny_options(shapes, epochs=1,
                                  extra=['train_dataloader.batch_size=2'])],
-            env=dict(PYTHON=sys.executable, PORT='29531'))
+            env=dict(PYTHON=sys.executable, PORT=str(free_port())))
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     out = r.stdout + r.stderr
     assert 'Distributed training: True' in out
