@@ -165,7 +165,6 @@ def peak_bytes(step, device):
 
 def run_size(args, size):
     """Time (and memory) of every variant at one input size."""
-    import torch
     steps, models = {}, {}
     for v in args.variants:
         models[v] = build(args.task, v, args.depth).to(args.device)
@@ -183,7 +182,6 @@ def run_size(args, size):
     if 'eca' in times and 'naive' in times:
         rows['eca / naive'] = dict(ratio=paired_ratio(times['eca'],
                                                       times['naive']))
-    torch.manual_seed(0)
     return rows
 
 
@@ -195,8 +193,7 @@ def parse_size(text):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--task', choices=['backbone', 'detector'],
-                   default='backbone',
-                   help='detector: Faster R-CNN predict step (inference)')
+                   default='backbone', help='detector: Faster R-CNN predict')
     p.add_argument('--mode', choices=['inference', 'training'],
                    default='inference')
     p.add_argument('--depth', type=int, default=50, choices=[50, 101])
@@ -234,14 +231,12 @@ def check_device(device):
     except RuntimeError as e:
         raise SystemExit(f'benchmark: --device {device!r} is not a device '
                          f'name ({e}); use cpu or cuda[:N]')
-    if kind == 'cuda' and not torch.cuda.is_available():
+    if kind not in ('cpu', 'cuda') or (kind == 'cuda'
+                                       and not torch.cuda.is_available()):
         raise SystemExit(
-            f'benchmark: --device {device}, but torch.cuda.is_available() '
-            f'is False (torch {torch.__version__} is a CPU build, or no GPU '
-            f'is visible); use --device cpu or a machine with a GPU')
-    if kind not in ('cpu', 'cuda'):
-        raise SystemExit(f'benchmark: --device {device}: only cpu and cuda '
-                         f'are supported')
+            f'benchmark: --device {device} cannot run here (only cpu and '
+            f'cuda are supported, and torch.cuda.is_available() is '
+            f'{torch.cuda.is_available()} with torch {torch.__version__})')
 
 
 def main(argv=None):
@@ -279,8 +274,6 @@ def main(argv=None):
             print(line, flush=True)
         results.append(dict(size=size, rows=rows))
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)),
-                    exist_ok=True)
         with open(args.json, 'w') as f:
             json.dump(dict(args=vars(args), device=where,
                            torch=torch.__version__, results=results), f,
