@@ -217,7 +217,7 @@ def draw(results, class_names, out, cols=4):
 
 def main(argv=None):
     args = parse_args(argv)
-    import eca_mmdet  # noqa: F401
+    import eca_mmdet.engine  # noqa: F401  (models, safe checkpoint reads)
     from eca_mmdet.checkpoint import CheckpointError
     from eca_mmdet.runner import ConfigError
     try:

@@ -129,7 +129,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import eca_mmdet  # noqa: F401  (registers the ECA models)
+    import eca_mmdet.engine  # noqa: F401  (models, safe checkpoint reads)
     out = args.out or osp.splitext(osp.basename(args.config))[0] + '.onnx'
     model = build_model(args.config, args.checkpoint)
     x = torch.rand(1, 3, *args.shape) * 255 - 128
