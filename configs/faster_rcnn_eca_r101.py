@@ -1,24 +1,8 @@
-# Faster R-CNN with an ECA-ResNet-101 FPN backbone, 1x COCO schedule.
-# ECA-Net (Wang et al., CVPR 2020), Table "object detection on MS COCO".
-#
-# ImageNet ECA weights: eca://resnet101_k3357 =
-#   $ECA_MMDET_CHECKPOINTS/eca_resnet101_k3357.pth.tar
-# (download from https://github.com/BangguWu/ECANet, see README).
-#
-# Paper training setting: 8 images per iteration (e.g. 4 GPUs x 2 images),
-# SGD lr 0.01. With another total batch size add --auto-scale-lr and the lr
-# is scaled linearly from base_batch_size=8.
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py'
-
-custom_imports = dict(
-    imports=['eca_mmdet', 'eca_mmdet.engine'], allow_failed_imports=False)
+# Faster R-CNN with an ECA-ResNet-101 FPN backbone (k=3,3,5,7). See README.md.
+_base_ = './faster_rcnn_eca_r50.py'
 
 model = dict(
     backbone=dict(
-        type='ECAResNet',
+        depth=101,
         arch='eca_resnet101_k3357',
-        init_cfg=dict(type='Pretrained', checkpoint='eca://resnet101_k3357')))
-
-train_dataloader = dict(batch_size=2)
-optim_wrapper = dict(optimizer=dict(lr=0.01))
-auto_scale_lr = dict(enable=False, base_batch_size=8)
+        init_cfg=dict(checkpoint='eca://resnet101_k3357')))

@@ -1,8 +1,11 @@
-"""The paper's six COCO configs and their plain/SE twins build and run."""
+"""The paper's six COCO configs and their plain/SE twins build and run;
+every config folder has a README and a metafile mim can read."""
+import glob
 import os.path as osp
 
 import pytest
 import torch
+import yaml
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
@@ -75,3 +78,42 @@ def test_config_builds_trains_and_predicts(det, depth):
     se_params = sum(n * (2 * c * c // 16 + c // 16 + c)
                     for n, c in zip(blocks, (256, 512, 1024, 2048)))
     assert n_params(se) - n_params(plain) == se_params
+
+
+CONFIG_DIR = osp.join(ROOT, 'configs')
+METAFILES = sorted(glob.glob(osp.join(CONFIG_DIR, '**', 'metafile.yml'),
+                             recursive=True))
+
+
+def test_every_config_folder_has_readme_and_metafile_listing_it():
+    configs = {osp.relpath(p, ROOT) for p in glob.glob(
+        osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
+        if '_base_' not in p}
+    listed = [m['Config'] for mf in METAFILES
+              for m in yaml.safe_load(open(mf))['Models']]
+    assert sorted(listed) == sorted(configs)  # each listed once
+    for folder in {osp.dirname(p) for p in configs}:
+        assert osp.isfile(osp.join(ROOT, folder, 'README.md')), folder
+        assert osp.isfile(osp.join(ROOT, folder, 'metafile.yml')), folder
+
+
+@pytest.mark.parametrize(
+    'metafile', METAFILES, ids=lambda p: osp.relpath(p, CONFIG_DIR))
+def test_metafile_models_exist_and_build(metafile):
+    """What mim reads: collections with paper and README, models whose
+    config exists and builds into a detector."""
+    meta = yaml.safe_load(open(metafile))
+    collections = {c['Name']: c for c in meta['Collections']}
+    for c in collections.values():
+        assert c['Paper']['URL'] == 'https://arxiv.org/abs/1910.03151'
+        assert osp.isfile(osp.join(ROOT, c['README']))
+    for m in meta['Models']:
+        assert m['In Collection'] in collections, m['Name']
+        assert m['Name'] == osp.splitext(osp.basename(m['Config']))[0]
+        assert osp.dirname(m['Config']) == osp.relpath(
+            osp.dirname(metafile), ROOT)
+        for result in m.get('Results', []):
+            assert set(result) == {'Task', 'Dataset', 'Metrics'}
+            assert all(0 < v < 100 for v in result['Metrics'].values())
+        _, model = build(osp.join(ROOT, m['Config']))
+        assert n_params(model) > 1_000_000, m['Name']

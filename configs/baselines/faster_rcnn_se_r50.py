@@ -1,11 +1,5 @@
-# SE-ResNet-50 twin of ../faster_rcnn_eca_r50.py, the paper's "SENet-50" row:
-# an SE block (reduction 16) on the residual branch of every Bottleneck after
-# the last BN, before the addition, as in SENet.
-# NOTE: loads the plain ResNet-50 ImageNet weights from torchvision://resnet50
-# (downloaded at start); the SE layers start from random init because no
-# SE-ResNet weights exist in this layout. For the paper's comparison give
-# SE-ResNet ImageNet weights with --cfg-options
-# model.backbone.init_cfg.checkpoint=/path/to/se_resnet50.pth
+# SE-ResNet-50 Faster R-CNN: an SE block (r=16) in every Bottleneck, where ECA
+# sits. The SE layers start from random init (see README.md).
 _base_ = './faster_rcnn_r50.py'
 
 model = dict(

@@ -1,19 +1,6 @@
-# Plain ResNet-50 twin of ../mask_rcnn_eca_r50.py (same detector, schedule and
-# batch/lr), the paper's "ResNet-50" row.
-# NOTE: initialises from torchvision://resnet50, which is downloaded at start
-# (needs torchvision and internet); offline, give a local file with
-# --cfg-options model.backbone.init_cfg.checkpoint=/path/to/resnet50.pth
-_base_ = '../mask_rcnn_eca_r50.py'
-
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='ResNet',
-        depth=50,
-        num_stages=4,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=1,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=True,
-        style='pytorch',
-        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')))
+# Plain ResNet-50 Mask R-CNN: mmdet's model and data with the paper's training
+# setting, the baseline of ../mask_rcnn_eca_r50.py.
+_base_ = [
+    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
+    'mmdet::_base_/datasets/coco_instance.py', '../_base_/eca_coco_1x.py'
+]

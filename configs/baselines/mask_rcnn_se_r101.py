@@ -1,11 +1,5 @@
-# SE-ResNet-101 twin of ../mask_rcnn_eca_r101.py, the paper's "SENet-101" row:
-# an SE block (reduction 16) on the residual branch of every Bottleneck after
-# the last BN, before the addition, as in SENet.
-# NOTE: loads the plain ResNet-101 ImageNet weights from torchvision://resnet101
-# (downloaded at start); the SE layers start from random init because no
-# SE-ResNet weights exist in this layout. For the paper's comparison give
-# SE-ResNet ImageNet weights with --cfg-options
-# model.backbone.init_cfg.checkpoint=/path/to/se_resnet101.pth
+# SE-ResNet-101 Mask R-CNN: an SE block (r=16) in every Bottleneck, where ECA
+# sits. The SE layers start from random init (see README.md).
 _base_ = './mask_rcnn_r101.py'
 
 model = dict(

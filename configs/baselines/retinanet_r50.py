@@ -1,19 +1,7 @@
-# Plain ResNet-50 twin of ../retinanet_eca_r50.py (same detector, schedule and
-# batch/lr), the paper's "ResNet-50" row.
-# NOTE: initialises from torchvision://resnet50, which is downloaded at start
-# (needs torchvision and internet); offline, give a local file with
-# --cfg-options model.backbone.init_cfg.checkpoint=/path/to/resnet50.pth
-_base_ = '../retinanet_eca_r50.py'
-
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='ResNet',
-        depth=50,
-        num_stages=4,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=1,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=True,
-        style='pytorch',
-        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')))
+# Plain ResNet-50 RetinaNet: mmdet's model and data with the paper's training
+# setting, the baseline of ../retinanet_eca_r50.py.
+_base_ = [
+    'mmdet::_base_/models/retinanet_r50_fpn.py',
+    'mmdet::_base_/datasets/coco_detection.py', '../_base_/eca_coco_1x.py',
+    'mmdet::retinanet/retinanet_tta.py'
+]

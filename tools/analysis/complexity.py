@@ -52,19 +52,19 @@ ABLATIONS = [
     ('se', 'SE (r=16)', '2C^2/r (+C/r+C bias)',
      lambda c: 2 * c * c // 16 + c // 16 + c, lambda c: 2 * c * c // 16,
      76.71),
-    ('se_var1', 'SE-Var1', '0', lambda c: 0, lambda c: 0, 76.00),
-    ('se_var2', 'SE-Var2', 'C', lambda c: c, lambda c: c, 77.07),
-    ('se_var3', 'SE-Var3', 'C^2', lambda c: c * c, lambda c: c * c, 77.42),
-    ('se_gc1', 'SE-GC1 (G=16)', 'C^2/G', lambda c: c * c // 16,
+    ('se-var1', 'SE-Var1', '0', lambda c: 0, lambda c: 0, 76.00),
+    ('se-var2', 'SE-Var2', 'C', lambda c: c, lambda c: c, 77.07),
+    ('se-var3', 'SE-Var3', 'C^2', lambda c: c * c, lambda c: c * c, 77.42),
+    ('se-gc1', 'SE-GC1 (G=16)', 'C^2/G', lambda c: c * c // 16,
      lambda c: c * c // 16, 76.95),
-    ('se_gc2', 'SE-GC2 (G=C/16)', 'C^2/G', lambda c: 16 * c,
+    ('se-gc2', 'SE-GC2 (G=C/16)', 'C^2/G', lambda c: 16 * c,
      lambda c: 16 * c, 76.98),
-    ('se_gc3', 'SE-GC3 (G=C/8)', 'C^2/G', lambda c: 8 * c, lambda c: 8 * c,
+    ('se-gc3', 'SE-GC3 (G=C/8)', 'C^2/G', lambda c: 8 * c, lambda c: 8 * c,
      76.96),
-    ('eca_ns', 'ECA-NS (k=3)', 'k*C', lambda c: 3 * c, lambda c: 3 * c,
+    ('eca-ns', 'ECA-NS (k=3)', 'k*C', lambda c: 3 * c, lambda c: 3 * c,
      77.35),
-    ('eca', 'ECA (k=3)', 'k', lambda c: 3, lambda c: 3 * c, 77.43),
-    ('eca_2convs', 'ECA, 2 convs (k=3)', '2k', lambda c: 6, lambda c: 6 * c,
+    ('eca-k3', 'ECA (k=3)', 'k', lambda c: 3, lambda c: 3 * c, 77.43),
+    ('eca-k3-2convs', 'ECA, 2 convs (k=3)', '2k', lambda c: 6, lambda c: 6 * c,
      None),
 ]
 R50_BLOCKS = ((3, 256), (4, 512), (6, 1024), (3, 2048))
@@ -98,13 +98,8 @@ def ablation_table(with_flops=True):
     for name, label, formula, per_block, macs, top1 in rows:
         predicted = sum(n * per_block(c) for n, c in R50_BLOCKS)
         gate_macs = sum(n * macs(c) for n, c in R50_BLOCKS)
-        if name == 'vanilla':
-            paths = [osp.join(ROOT, 'configs', 'baselines', f'{d}_r50.py')
-                     for d in ('faster_rcnn', 'retinanet')]
-        else:
-            paths = [osp.join(ROOT, 'configs', 'ablations',
-                              f'{d}_r50_{name}.py')
-                     for d in ('faster_rcnn', 'retinanet')]
+        paths = [ablation_config(d, name)
+                 for d in ('faster_rcnn', 'retinanet')]
         dets = [build_detector(pth) for pth in paths]
         counted = count_params(dets[0].backbone) - plain
         if counted != predicted:
@@ -118,6 +113,13 @@ def ablation_table(with_flops=True):
             cells.append(f'{f / 1e9:.4f} (+{(f - base_flops) / 1e9:.2e})')
         cells.append('-' if top1 is None else f'{top1:.2f}')
         print('| ' + ' | '.join(cells) + ' |', flush=True)
+
+
+def ablation_config(det, name):
+    """configs/ablations/<det>_<name>_r50.py; plain and SE are baselines."""
+    if name in ('vanilla', 'se'):
+        return config_path(det, 50, 'plain' if name == 'vanilla' else 'se')
+    return osp.join(ROOT, 'configs', 'ablations', f'{det}_{name}_r50.py')
 
 
 def config_path(det, depth, variant):

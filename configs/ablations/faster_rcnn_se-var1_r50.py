@@ -1,0 +1,7 @@
+# Table 2 ablation: SE-Var1 in every Bottleneck of ResNet-50.
+_base_ = '../baselines/faster_rcnn_r50.py'
+
+model = dict(
+    backbone=dict(plugins=[
+        dict(cfg=dict(type='SEVar1'), position='after_conv3')
+    ]))

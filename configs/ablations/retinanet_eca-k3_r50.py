@@ -1,0 +1,7 @@
+# Table 2 ablation: ECA (k=3) in every Bottleneck of ResNet-50.
+_base_ = '../baselines/retinanet_r50.py'
+
+model = dict(
+    backbone=dict(plugins=[
+        dict(cfg=dict(type='ECA', k_size=3), position='after_conv3')
+    ]))
