@@ -14,7 +14,7 @@ COMPAT_PIP   := $(COMPAT_PY) -m pip
 COMPAT_STAMP := $(COMPAT_VENV)/.eca_mmdet_installed
 # what most mmdet 3.3 users have: OpenMMLab's mmcv 2.1.0 wheels stop at 2.1
 COMPAT_STACK := torch==2.1.2 'numpy<2'
-TEST_DEPS    := pytest onnx onnxscript onnxruntime
+TEST_DEPS    := pytest onnx onnxscript onnxruntime faster-coco-eval
 
 .PHONY: install test demo benchmark test-compat clean-venv
 

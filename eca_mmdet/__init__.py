@@ -2,7 +2,8 @@
 
 Importing the package only registers names: the ``ECA``/``SE``/analysis
 attention modules and the ``ECAResNet``/``ECAResNetV1d``/``ECAMobileNetV2``
-backbones in ``mmdet.registry.MODELS``, the ``eca://`` checkpoint scheme in
+backbones in ``mmdet.registry.MODELS``, the ``FastCocoMetric`` evaluator in
+``mmdet.registry.METRICS``, the ``eca://`` checkpoint scheme in
 mmengine's ``CheckpointLoader``, and (torch >= 2.5) mmengine's own checkpoint
 types in torch's ``weights_only`` allow-list. Use from any mmdet config::
 
@@ -15,6 +16,7 @@ the training hooks are opt-in: add ``'eca_mmdet.engine'`` to the imports
 from .backbones import ECAMobileNetV2, ECAResNet, ECAResNetV1d
 from .checkpoint.mmengine_scheme import register_eca_scheme
 from .checkpoint.safe_load import allow_mmengine_types
+from .evaluation import FastCocoMetric
 from .layers import ECA, ECANS, SE, SEGC, SEVar1, SEVar2, SEVar3
 from .version import __version__
 
@@ -22,4 +24,5 @@ allow_mmengine_types()
 register_eca_scheme()
 
 __all__ = ['ECA', 'ECANS', 'SE', 'SEGC', 'SEVar1', 'SEVar2', 'SEVar3',
-           'ECAResNet', 'ECAResNetV1d', 'ECAMobileNetV2', '__version__']
+           'ECAResNet', 'ECAResNetV1d', 'ECAMobileNetV2', 'FastCocoMetric',
+           '__version__']

@@ -43,3 +43,40 @@ def timm_layout(state_dict, fc_in=2048):
     out['fc.weight'] = torch.randn(1000, fc_in)
     out['fc.bias'] = torch.randn(1000)
     return out
+
+
+def mmdet_v1_layout(state_dict, config_name, seed=0):
+    """How MMDetection v1 (2019-2020) saved a detector, written from an
+    mmdet 3 state_dict: two-stage heads at the top level (no ``roi_head.``),
+    softmax ``fc_cls`` with 81 rows, background first; class-specific
+    ``fc_reg`` (81 x 4 rows) and ``conv_logits`` (81 channels) with a
+    background block first; sigmoid heads as they are. ``meta.config`` is
+    mmcv's ``Config.text``: the file's path, then its text."""
+    g = torch.Generator().manual_seed(seed)
+
+    def background_first(t, rows):  # a trained-looking background block
+        return torch.cat([torch.randn((rows, ) + t.shape[1:], generator=g),
+                          t])
+
+    sd = OrderedDict()
+    for key, value in state_dict.items():
+        key = key.replace('roi_head.', '', 1) \
+            if key.startswith('roi_head.') else key
+        if key.startswith('bbox_head.fc_cls.'):
+            value = torch.cat([value[-1:], value[:-1]])  # mmdet 3: bg last
+        elif key.startswith('bbox_head.fc_reg.'):
+            value = background_first(value, 4)
+        elif key.startswith('mask_head.conv_logits.'):
+            value = background_first(value, 1)
+        sd[key] = value.clone()
+    text = (f'configs/eca/{config_name}.py\n'
+            "model = dict(type='MaskRCNN', pretrained=None)\n")
+    return {
+        'meta': {'mmdet_version': '1.0rc1+d3ca926', 'config': text,
+                 'epoch': 12, 'iter': 175872, 'time': 'Sat Nov 30 2019'},
+        'state_dict': sd,
+        'optimizer': {'state': {0: {'momentum_buffer': torch.zeros(3)}},
+                      'param_groups': [{'lr': 0.0001, 'momentum': 0.9,
+                                        'weight_decay': 0.0001,
+                                        'params': [0]}]},
+    }

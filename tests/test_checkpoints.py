@@ -11,7 +11,7 @@ import eca_mmdet  # noqa: F401
 from eca_mmdet.checkpoint import RELEASED_CHECKPOINTS, CheckpointError
 
 from ckpt_utils import official_layout, timm_layout
-from conftest import ROOT, randomize_bn
+from helpers import ROOT, randomize_bn
 
 RESNET_ARCHS = [a for a, i in RELEASED_CHECKPOINTS.items()
                 if i['family'] == 'resnet']

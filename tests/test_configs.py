@@ -11,7 +11,7 @@ from mmengine.registry import init_default_scope
 
 import eca_mmdet  # noqa: F401
 
-from conftest import ROOT
+from helpers import ROOT
 
 DETS = ['faster_rcnn', 'mask_rcnn', 'retinanet']
 KSUM = {50: 3 * 3 + 4 * 5 + 6 * 5 + 3 * 7,   # k3557 = 80

@@ -22,7 +22,7 @@ from eca_mmdet.backbones.eca_resnet import ECABasicBlock, ECABottleneck
 from eca_mmdet.layers import gated_residual
 from eca_mmdet.layers.gated_residual import bn_scale_shift
 
-from conftest import randomize_bn
+from helpers import randomize_bn
 
 
 class FormulaECA(torch.nn.Module):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_eca_r18_shapes.py')
 TOOLS = osp.join(ROOT, 'tools')
@@ -70,6 +70,42 @@ def test_train_save_test_with_coco_metrics(shapes, tmp_path):
         assert key in out
     assert 'circle' in out  # per-class table
     assert osp.getsize(out_pkl) > 0
+    fast = dict(re.findall(r'(coco/\w+)=([\d.-]+)', out))
+
+    # the same through pycocotools (mmdet's CocoMetric): the same numbers
+    r = run([sys.executable, f'{TOOLS}/test.py', CONFIG, ckpt, '--work-dir',
+             work, '--data-root', shapes, '--classwise', '--cfg-options',
+             'test_evaluator.type=CocoMetric',
+             'test_dataloader.num_workers=0',
+             'test_dataloader.persistent_workers=False'])
+    assert r.returncode == 0, r.stderr[-3000:]
+    slow = dict(re.findall(r'(coco/\w+)=([\d.-]+)', r.stdout))
+    assert len(slow) == 12 + 4 and slow == fast  # + classwise
+
+    # tools/infer.py: pictures and one JSON of predictions per image
+    out_dir = tmp_path / 'infer'
+    r = run([sys.executable, f'{TOOLS}/infer.py', osp.join(shapes, 'val'),
+             CONFIG, ckpt, '--out-dir', str(out_dir), '--score-thr', '0'])
+    assert r.returncode == 0, r.stderr[-3000:]
+    images = sorted(os.listdir(osp.join(shapes, 'val')))
+    assert sorted(os.listdir(out_dir / 'vis')) == images
+    import json
+
+    import mmcv
+    found = 0
+    for name in images:
+        pic = mmcv.imread(str(out_dir / 'vis' / name))
+        assert pic.shape == mmcv.imread(osp.join(shapes, 'val', name)).shape
+        with open(out_dir / 'preds' / (osp.splitext(name)[0] + '.json')) as f:
+            pred = json.load(f)
+        n = len(pred['scores'])
+        assert len(pred['labels']) == len(pred['bboxes']) == n
+        assert len(pred['masks']) == n
+        found += n
+        assert all(0 <= label < 4 for label in pred['labels'])
+        assert all(len(box) == 4 for box in pred['bboxes'])
+    assert found > 0
+    assert f'{len(images)} image(s)' in r.stdout
 
 
 def test_interrupt_and_resume(shapes, tmp_path):

@@ -11,7 +11,7 @@ import torch
 import eca_mmdet  # noqa: F401
 from eca_mmdet.backbones import ECAMobileNetV2, ECAResNet
 
-from conftest import randomize_bn
+from helpers import randomize_bn
 
 pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')

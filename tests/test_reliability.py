@@ -17,7 +17,7 @@ from eca_mmdet.engine import (
 )
 from eca_mmdet.engine.atomic_backend import _atomic_write
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 class _Exploit:
@@ -245,8 +245,8 @@ def test_finite_loss_hook_names_iteration_and_term():
 def test_cfg_options_typos_are_reported(key, match):
     from mmengine.config import Config
 
-    from eca_mmdet.runner import ConfigError
-    from eca_mmdet.runner.config_checks import check_cfg_options
+    from eca_mmdet.cli import ConfigError
+    from eca_mmdet.cli.config import check_cfg_options
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'faster_rcnn_eca_r50.py'))
     cfg.model.backbone.k_size = 3
     with pytest.raises(ConfigError, match=match):

@@ -1,17 +1,24 @@
 #!/usr/bin/env python
-"""Convert released ECA ImageNet weights into a plain backbone state_dict.
+"""Convert the authors' released ECA checkpoints for MMDetection 3.
 
-Sources: the official BangguWu/ECANet ``*.pth.tar`` files (ECA-ResNet-18..152,
-ECA-MobileNetV2) and timm's ``ecaresnet50d``/``ecaresnet101d`` state dicts.
-The output is a dict of tensors that :class:`ECAResNet`, :class:`ECAResNetV1d`
-(timm's ResNet-D form) or :class:`ECAMobileNetV2` load with ``strict=True``;
-the tool builds that backbone and checks it before writing.
+* ImageNet weights -- the official BangguWu/ECANet ``*.pth.tar`` files
+  (ECA-ResNet-18..152, ECA-MobileNetV2) and timm's ``ecaresnet50d`` /
+  ``ecaresnet101d``: written as a plain backbone state_dict that
+  :class:`ECAResNet`, :class:`ECAResNetV1d` or :class:`ECAMobileNetV2` loads
+  with ``strict=True``.
+* COCO detectors -- the authors' MMDetection v1 Faster R-CNN, Mask R-CNN and
+  RetinaNet files: written as an mmdet 3 checkpoint for the matching config
+  in ``configs/released/`` (see :mod:`eca_mmdet.checkpoint.mmdet_v1`).
+
+The tool builds the model the output is for and loads it strictly before
+writing anything.
 
 Example::
 
     python tools/convert_checkpoint.py eca_resnet101_k3357.pth.tar \
         checkpoints/eca_r101_backbone.pth
-    python tools/convert_checkpoint.py ecaresnet50d.pth ecaresnet50d_mmdet.pth
+    python tools/convert_checkpoint.py \
+        mask_rcnn_ecanet50_k3377_bs8_lr0.01.pth checkpoints/mask_rcnn_v1.pth
 """
 import argparse
 import os
@@ -20,11 +27,17 @@ import sys
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from eca_mmdet.checkpoint import (
+    CheckpointError,
+    eca_kernel_sizes,
+    load_checkpoint_file,
+    to_backbone_state_dict,
+)
+from eca_mmdet.checkpoint.mmdet_v1 import convert_mmdet_v1, is_mmdet_v1
+from eca_mmdet.checkpoint.zoo import presets_for
 
-from eca_mmdet.checkpoint import (CheckpointError, eca_kernel_sizes,  # noqa
-                                  load_checkpoint_file, to_backbone_state_dict)
-from eca_mmdet.checkpoint.zoo import presets_for  # noqa: E402
+RELEASED = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                    'configs', 'released')
 
 DEPTHS = {(2, 2, 2, 2, False): 18, (3, 4, 6, 3, False): 34,
           (3, 4, 6, 3, True): 50, (3, 4, 23, 3, True): 101,
@@ -58,31 +71,47 @@ def describe(state_dict):
     return cfg, kernels
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='official *.pth.tar, timm state dict, '
-                        'or mmdet detector checkpoint')
-    parser.add_argument('dst', help='output file (plain state_dict)')
-    parser.add_argument('--format', default='auto',
-                        choices=['auto', 'official', 'timm', 'mmdet'],
-                        help='key layout of SRC (default: detect)')
-    args = parser.parse_args(argv)
-
+def convert_detector(raw, src, dst):
+    """MMDetection v1 detector -> mmdet 3 checkpoint for configs/released."""
+    from mmdet.datasets import CocoDataset
     from mmdet.registry import MODELS
+    from mmengine.config import Config
+    state_dict, name = convert_mmdet_v1(raw)
+    config = osp.join(RELEASED, f'{name}.py')
+    MODELS.build(Config.fromfile(config).model).load_state_dict(
+        state_dict, strict=True)
+    meta = raw['meta']
+    v1_config = str(meta.get('config', '')).split('\n', 1)[0]
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    torch.save(dict(meta=dict(dataset_meta=dict(CocoDataset.METAINFO),
+                              converted_from=osp.basename(src),
+                              mmdet_v1_version=meta['mmdet_version'],
+                              mmdet_v1_config=v1_config),
+                    state_dict=state_dict), dst)
+    kernels = eca_kernel_sizes(
+        {k[len('backbone.'):]: v for k, v in state_dict.items()
+         if k.startswith('backbone.')})
+    config = osp.relpath(config)
+    print(f'source: MMDetection {meta["mmdet_version"]} detector '
+          f'({v1_config or "no config path"}), {len(state_dict)} tensors')
+    print('  ECA k per stage: '
+          + ', '.join(str(ks[0]) for ks in kernels.values()))
+    print('  heads: two-stage heads under roi_head., fc_cls background '
+          'moved last, background box/mask outputs dropped, sigmoid heads '
+          'as they are')
+    print(f'checked: loads strictly into {config}')
+    print(f'wrote {dst}')
+    print(f'test: python tools/test.py {config} {dst}')
 
-    import eca_mmdet  # noqa: F401  (registers the backbones)
 
-    try:
-        raw = load_checkpoint_file(args.src)
-        state_dict, fmt = to_backbone_state_dict(raw, args.format)
-        cfg, kernels = describe(state_dict)
-        model = MODELS.build(cfg)
-        model.load_state_dict(state_dict, strict=True)
-    except (CheckpointError, RuntimeError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    torch.save(state_dict, args.dst)
+def convert_backbone(raw, fmt, dst):
+    """ImageNet weights -> plain backbone state_dict."""
+    from mmdet.registry import MODELS
+    state_dict, fmt = to_backbone_state_dict(raw, fmt)
+    cfg, kernels = describe(state_dict)
+    MODELS.build(cfg).load_state_dict(state_dict, strict=True)
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    torch.save(state_dict, dst)
     print(f'source layout: {fmt}; {len(state_dict)} tensors')
     for stage, ks in kernels.items():
         print(f'  {stage}: ECA k = {", ".join(map(str, sorted(set(ks))))}'
@@ -93,9 +122,35 @@ def main(argv=None):
         if presets and cfg['type'] == 'ECAResNet':
             print(f'  matches released preset: {presets[0]}')
     print(f'checked: loads strictly into {cfg}')
-    print(f'wrote {args.dst}')
+    print(f'wrote {dst}')
     print(f"use: backbone=dict(..., init_cfg=dict(type='Pretrained', "
-          f"checkpoint='{args.dst}'))")
+          f"checkpoint='{dst}'))")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src', help='official *.pth.tar, timm state dict, '
+                        'mmdet detector checkpoint (its backbone), or an '
+                        'MMDetection v1 detector released by the authors')
+    parser.add_argument('dst', help='output file')
+    parser.add_argument('--format', default='auto',
+                        choices=['auto', 'official', 'timm', 'mmdet'],
+                        help='key layout of an ImageNet SRC (default: '
+                        'detect)')
+    args = parser.parse_args(argv)
+    from mmdet.utils import register_all_modules
+    register_all_modules()  # mmdet's and (below) our names
+    import eca_mmdet  # noqa: F401
+
+    try:
+        raw = load_checkpoint_file(args.src)
+        if is_mmdet_v1(raw):
+            convert_detector(raw, args.src, args.dst)
+        else:
+            convert_backbone(raw, args.format, args.dst)
+    except (CheckpointError, RuntimeError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
     return 0
 
 

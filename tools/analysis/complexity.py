@@ -20,7 +20,6 @@ import os.path as osp
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
 
 # the paper's COCO table (reference section 5): params M, GFLOPs, box AP
 PAPER = {

@@ -27,7 +27,6 @@ from collections import OrderedDict
 from functools import partial
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
 
 BLOCK = re.compile(r'(?:^|\.)layer(\d+)\.(\d+)\.')
 
@@ -57,7 +56,7 @@ def load_model(config, checkpoint, data_root=None):
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
 
-    from eca_mmdet.runner import load_config
+    from eca_mmdet.cli import load_config
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     cfg = load_config(argparse.Namespace(
@@ -116,7 +115,7 @@ def collect(config, checkpoint, split, max_images, data_root):
     from mmengine.dataset import pseudo_collate
     from mmengine.utils import ProgressBar
 
-    from eca_mmdet.runner import check_datasets_exist
+    from eca_mmdet.cli import check_datasets_exist
     model, cfg = load_model(config, checkpoint, data_root)
     blocks = attention_blocks(model)
     recorder = GateRecorder(blocks)
@@ -219,7 +218,7 @@ def main(argv=None):
     args = parse_args(argv)
     import eca_mmdet.engine  # noqa: F401  (models, safe checkpoint reads)
     from eca_mmdet.checkpoint import CheckpointError
-    from eca_mmdet.runner import ConfigError
+    from eca_mmdet.cli import ConfigError
     try:
         runs = [(args.config, args.checkpoint)]
         if args.compare:

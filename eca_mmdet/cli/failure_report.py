@@ -1,7 +1,7 @@
 """Turn a failed train/test run into one readable line, where we can."""
 from typing import Iterable, Optional
 
-from .config_checks import (
+from .config import (
     DATALOADERS,
     ConfigError,
     DatasetNotFoundError,

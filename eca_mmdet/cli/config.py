@@ -1,6 +1,8 @@
-"""Checks and small adaptations applied by ``tools/train.py``/``test.py``
-before mmengine's Runner is built, so that common mistakes stop at once with
-one readable message instead of a traceback from deep inside mmengine."""
+"""The config of a tool's run, from its command line.
+
+Checks and small adaptations applied before mmengine's Runner is built, so
+that common mistakes stop at once with one readable message instead of a
+traceback from deep inside mmengine."""
 import os.path as osp
 from typing import Iterable, List, Optional, Tuple
 
@@ -19,6 +21,12 @@ class DatasetNotFoundError(FileNotFoundError):
     """A dataset file or folder the config points to does not exist."""
 
 
+def check_file_exists(path: str, what: str) -> None:
+    """Raise ``FileNotFoundError('<what> not found: <path>')`` if needed."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{what} not found: {path}')
+
+
 def load_config(args) -> Config:
     """Config from a tool's command line, as mmdet's tools build it.
 
@@ -26,8 +34,7 @@ def load_config(args) -> Config:
     and sets ``launcher`` and ``work_dir`` (``--work-dir``, else the
     config's, else ``./work_dirs/<config name>``).
     """
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file not found: {args.config}')
+    check_file_exists(args.config, 'config file')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:

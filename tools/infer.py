@@ -1,0 +1,81 @@
+#!/usr/bin/env python
+"""Run a trained detector on an image or a folder of images.
+
+mmdet's ``DetInferencer`` with the checkpoint read through eca-mmdet's safe
+loader. Writes ``OUT_DIR/vis/<image>.jpg`` (boxes, labels, scores and masks
+drawn) and ``OUT_DIR/preds/<image>.json`` (``labels``, ``scores``,
+``bboxes`` as x1, y1, x2, y2 in pixels and, for Mask R-CNN, ``masks`` as
+COCO RLE) for every image.
+
+Example::
+
+    python tools/infer.py data/synthetic_shapes/val \
+        configs/demo/mask_rcnn_eca_r18_shapes.py work_dirs/demo/epoch_18.pth
+    python tools/infer.py street.jpg configs/mask_rcnn_eca_r101.py \
+        mask_rcnn_eca_r101.pth --score-thr 0.5 --device cuda
+"""
+import argparse
+import os.path as osp
+import sys
+
+from eca_mmdet import cli
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Detect objects in images with a trained detector')
+    parser.add_argument('inputs', help='an image file or a folder of images')
+    parser.add_argument('config', help='the model\'s config file')
+    parser.add_argument('checkpoint', help='its trained checkpoint')
+    parser.add_argument('--out-dir', default='outputs',
+                        help='where vis/ and preds/ are written')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='draw predictions scoring at least this')
+    parser.add_argument('--device', default=None,
+                        help='cpu, cuda, cuda:1, ... (default: cuda if '
+                        'available, else cpu)')
+    parser.add_argument('--batch-size', type=int, default=1)
+    return parser.parse_args(argv)
+
+
+def build_cfg(args):
+    for path, what in ((args.config, 'config file'),
+                       (args.checkpoint, 'checkpoint')):
+        cli.check_file_exists(path, what)
+    if not osp.exists(args.inputs):
+        raise FileNotFoundError(f'image or folder not found: {args.inputs}')
+    if not 0 <= args.score_thr <= 1:
+        raise cli.ConfigError(
+            f'--score-thr must be between 0 and 1, got {args.score_thr}')
+    cfg = cli.load_config(argparse.Namespace(
+        config=args.config, cfg_options=None, data_root=None,
+        work_dir=args.out_dir, launcher='none'))
+    # the checkpoint holds every weight: no ImageNet initialisation
+    if cfg.model.get('backbone', {}).get('init_cfg') is not None:
+        cfg.model.backbone.init_cfg = None
+    return cfg
+
+
+def infer(cfg, args):
+    """Run mmdet's inferencer; return the number of images processed."""
+    from mmdet.apis import DetInferencer
+    inferencer = DetInferencer(model=cfg, weights=args.checkpoint,
+                               device=args.device, show_progress=False)
+    result = inferencer(args.inputs, batch_size=args.batch_size,
+                        out_dir=args.out_dir, pred_score_thr=args.score_thr,
+                        no_save_pred=False)
+    return len(result['predictions'])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    code, count = cli.guarded(lambda: build_cfg(args),
+                              lambda cfg: infer(cfg, args), loaders=())
+    if code == 0:
+        print(f'{count} image(s): pictures in {args.out_dir}/vis, '
+              f'predictions in {args.out_dir}/preds')
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())
