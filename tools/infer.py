@@ -10,7 +10,7 @@ COCO RLE) for every image.
 Example::
 
     python tools/infer.py data/synthetic_shapes/val \
-        configs/demo/mask_rcnn_eca_r18_shapes.py work_dirs/demo/epoch_18.pth
+        configs/demo/mask_rcnn_eca_r18_shapes.py work_dirs/demo/epoch_22.pth
     python tools/infer.py street.jpg configs/mask_rcnn_eca_r101.py \
         mask_rcnn_eca_r101.pth --score-thr 0.5 --device cuda
 """

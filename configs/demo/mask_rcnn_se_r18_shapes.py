@@ -5,9 +5,9 @@
 # weights (supplementary Fig. B):
 #   python tools/train.py configs/demo/mask_rcnn_se_r18_shapes.py
 #   python tools/analysis/visualize_attention.py \
-#       configs/demo/mask_rcnn_eca_r18_shapes.py work_dirs/demo/epoch_18.pth \
+#       configs/demo/mask_rcnn_eca_r18_shapes.py work_dirs/demo/epoch_22.pth \
 #       --compare configs/demo/mask_rcnn_se_r18_shapes.py \
-#       work_dirs/mask_rcnn_se_r18_shapes/epoch_18.pth
+#       work_dirs/mask_rcnn_se_r18_shapes/epoch_22.pth
 _base_ = './mask_rcnn_eca_r18_shapes.py'
 
 model = dict(

@@ -81,11 +81,7 @@ class ECABasicBlock(BasicBlock):
             return gated_residual(self.conv2(out), self.norm2, self.eca,
                                   identity)
 
-        if self.with_cp and x.requires_grad:
-            out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
-        else:
-            out = _inner_forward(x)
-        return self.relu(out)
+        return _checkpointed(self, _inner_forward, x)
 
 
 class ECABottleneck(Bottleneck):
@@ -122,11 +118,17 @@ class ECABottleneck(Bottleneck):
             return gated_residual(self.conv3(out), self.norm3, self.eca,
                                   identity)
 
-        if self.with_cp and x.requires_grad:
-            out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
-        else:
-            out = _inner_forward(x)
-        return self.relu(out)
+        return _checkpointed(self, _inner_forward, x)
+
+
+def _checkpointed(block, inner_forward, x: Tensor) -> Tensor:
+    """``relu(inner_forward(x))``, with activation checkpointing if the
+    block has ``with_cp`` (as mmdet's blocks do)."""
+    if block.with_cp and x.requires_grad:
+        out = cp.checkpoint(inner_forward, x, use_reentrant=False)
+    else:
+        out = inner_forward(x)
+    return block.relu(out)
 
 
 def _stage_kernel_sizes(k_size: KernelSizes, num_stages: int) -> Tuple:

@@ -10,7 +10,7 @@ class; ``--compare`` draws a second model's panels under the first's, e.g.
 ECA under SE as in the paper's figure.
 
     python tools/analysis/visualize_attention.py \\
-        configs/demo/mask_rcnn_eca_r18_shapes.py work_dirs/demo/epoch_18.pth
+        configs/demo/mask_rcnn_eca_r18_shapes.py work_dirs/demo/epoch_22.pth
     python tools/analysis/visualize_attention.py SE_CONFIG SE_CKPT \\
         --compare ECA_CONFIG ECA_CKPT --classes circle cross --out fig.png
 
