@@ -130,8 +130,9 @@ def coco_layout(root, num_images=2, size=(160, 120)):
 
 def test_converted_file_evaluates_through_test_tool(tmp_path, capsys):
     """A v1 Mask R-CNN whose classifier favours 'person' converts, loads in
-    tools/test.py and predicts 'person' (label 0): had background stayed
-    first, the favoured row would be background and nothing be found."""
+    tools/test.py and tools/infer.py and predicts 'person' (label 0): had
+    background stayed first, the favoured row would be background and
+    nothing be found."""
     name = 'mask_rcnn_eca_r50_v1'
     model = released_model(name, randomize=False)
     with torch.no_grad():
@@ -155,6 +156,18 @@ def test_converted_file_evaluates_through_test_tool(tmp_path, capsys):
         labels = r['pred_instances']['labels']
         assert len(labels) > 0 and (labels == 0).all()
         assert r['pred_instances']['scores'].min() > 0.99
+
+    # and tools/infer.py draws and saves its predictions
+    out_dir = tmp_path / 'infer'
+    assert tool('infer').main([
+        str(tmp_path / 'coco' / 'val2017'),
+        osp.join(ROOT, 'configs', 'released', f'{name}.py'), str(ckpt),
+        '--out-dir', str(out_dir), '--device', 'cpu']) == 0
+    assert len(list((out_dir / 'vis').iterdir())) == 2
+    for pred in (out_dir / 'preds').iterdir():
+        pred = json.loads(pred.read_text())
+        assert pred['labels'] and set(pred['labels']) == {0}
+        assert len(pred['masks']) == len(pred['bboxes'])
 
 
 def test_clear_errors(tmp_path):

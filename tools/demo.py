@@ -117,7 +117,7 @@ def main(argv=None):
         return code
     t_train = time.time() - t0
     ckpt = osp.join(args.work_dir, f'epoch_{runner.max_epochs}.pth')
-    log = osp.join(runner.log_dir, f'{runner.timestamp}.log')
+    log = osp.relpath(osp.join(runner.log_dir, f'{runner.timestamp}.log'))
     del runner
 
     def evaluate(runner):
