@@ -14,9 +14,9 @@ COMPAT_PIP   := $(COMPAT_PY) -m pip
 COMPAT_STAMP := $(COMPAT_VENV)/.eca_mmdet_installed
 # what most mmdet 3.3 users have: OpenMMLab's mmcv 2.1.0 wheels stop at 2.1
 COMPAT_STACK := torch==2.1.2 'numpy<2'
-TEST_DEPS    := pytest onnx onnxscript onnxruntime faster-coco-eval
+TEST_DEPS    := pytest hypothesis gdown huggingface_hub onnx onnxscript onnxruntime faster-coco-eval
 
-.PHONY: install test demo benchmark test-compat clean-venv
+.PHONY: install test demo benchmark test-compat fuzz fuzz-compat clean-venv
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ test: install
 demo: install
 	$(PY) tools/demo.py $(ARGS)
 
+# the long fuzz run of the checkpoint and annotation readers (figures in
+# docs/reliability.md); the suite runs a short one
+fuzz: install
+	$(PY) tests/fuzzing.py $(ARGS)
+
 benchmark: install
 	$(PY) tools/analysis/benchmark.py $(ARGS)
 
@@ -58,13 +63,16 @@ $(COMPAT_STAMP): pyproject.toml
 	@echo "==> [3/4] mmcv 2.1.0 built against torch 2.1 (20-30 minutes, no cache)"
 	MAX_JOBS=$(JOBS) $(COMPAT_PIP) install --no-build-isolation --no-cache-dir mmcv==2.1.0
 	@echo "==> [4/4] mmdet 3.3.0, pycocotools, test tools and eca_mmdet"
-	$(COMPAT_PIP) install mmdet==3.3.0 pycocotools matplotlib tqdm $(TEST_DEPS) $(COMPAT_STACK)
+	$(COMPAT_PIP) install mmdet==3.3.0 pycocotools safetensors matplotlib tqdm $(TEST_DEPS) $(COMPAT_STACK)
 	$(COMPAT_PIP) install --no-deps -e .
 	$(COMPAT_PY) -c "import torch, numpy, mmcv.ops, mmdet, eca_mmdet; print('compat stack: torch', torch.__version__, 'numpy', numpy.__version__, 'mmcv', mmcv.__version__, 'mmdet', mmdet.__version__)"
 	@touch $(COMPAT_STAMP)
 
 test-compat: $(COMPAT_STAMP)
 	$(COMPAT_PY) -m pytest -q tests
+
+fuzz-compat: $(COMPAT_STAMP)
+	$(COMPAT_PY) tests/fuzzing.py $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV) $(COMPAT_VENV)

@@ -14,8 +14,8 @@ the training hooks are opt-in: add ``'eca_mmdet.engine'`` to the imports
 (our ``tools/train.py`` and ``tools/test.py`` do).
 """
 from .backbones import ECAMobileNetV2, ECAResNet, ECAResNetV1d
+from .checkpoint.allow_list import allow_mmengine_types
 from .checkpoint.mmengine_scheme import register_eca_scheme
-from .checkpoint.safe_load import allow_mmengine_types
 from .evaluation import FastCocoMetric
 from .layers import ECA, ECANS, SE, SEGC, SEVar1, SEVar2, SEVar3
 from .version import __version__

@@ -80,3 +80,90 @@ def mmdet_v1_layout(state_dict, config_name, seed=0):
                                         'weight_decay': 0.0001,
                                         'params': [0]}]},
     }
+
+
+# -- hand-written torch files (for files torch.save would never write) ----
+
+class RawStorage:
+    """A storage named in a hand-written pickle: ``numel`` elements of
+    ``storage_type`` under ``key``."""
+
+    def __init__(self, key, numel, storage_type='FloatStorage'):
+        self.key, self.numel, self.storage_type = key, numel, storage_type
+
+
+class RawTensor:
+    """Pickles as torch.save writes a 1-D tensor over a storage."""
+
+    def __init__(self, storage, size):
+        self.storage, self.size = storage, size
+
+    def __reduce__(self):
+        from collections import OrderedDict
+        return (torch._utils._rebuild_tensor_v2,
+                (self.storage, 0, (self.size, ), (1, ), False,
+                 OrderedDict()))
+
+
+def raw_pickle(obj, legacy=False):
+    """``obj`` pickled the way torch writes its object pickle: storages as
+    persistent ids (5 fields in zip files, 6 in the legacy format)."""
+    import io
+    import pickle
+    import warnings
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, o):
+            if not isinstance(o, RawStorage):
+                return None
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                st = getattr(torch, o.storage_type)
+            pid = ('storage', st, o.key, 'cpu', o.numel)
+            return pid + (None, ) if legacy else pid
+
+    buf = io.BytesIO()
+    Pickler(buf, protocol=2).dump(obj)
+    return buf.getvalue()
+
+
+def write_zip_checkpoint(path, obj, records, folder='archive',
+                         extra=None):
+    """A zip in torch.save's layout: ``folder/data.pkl`` (``obj``),
+    ``folder/data/<key>`` for each of ``records`` (key -> bytes) and
+    ``extra`` entries (name -> bytes) as given. ``obj`` may be pickle
+    bytes written by hand."""
+    import zipfile
+    with zipfile.ZipFile(path, 'w') as zf:
+        zf.writestr(f'{folder}/data.pkl', obj if isinstance(obj, bytes)
+                    else raw_pickle(obj))
+        zf.writestr(f'{folder}/byteorder', b'little')
+        for key, data in records.items():
+            zf.writestr(f'{folder}/data/{key}', data)
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+        zf.writestr(f'{folder}/version', b'3\n')
+
+
+def write_legacy_checkpoint(path, obj, blocks):
+    """torch's pre-1.6 format: magic, protocol, sys_info, ``obj``, the
+    storage keys, then per block ``(key, recorded_numel, data)`` an int64
+    element count and the bytes."""
+    import pickle
+    import struct
+    with open(path, 'wb') as f:
+        for value in (0x1950a86a20f9469cfc6c, 1001,
+                      dict(protocol_version=1001, little_endian=True,
+                           type_sizes=dict(short=2, int=4, long=4))):
+            pickle.dump(value, f, protocol=2)
+        f.write(raw_pickle(obj, legacy=True))
+        pickle.dump([key for key, _, _ in blocks], f, protocol=2)
+        for _, numel, data in blocks:
+            f.write(struct.pack('<q', numel))
+            f.write(data)
+
+
+def nested_lists_pickle(depth):
+    """Pickle bytes of ``[[[...]]]`` ``depth`` deep (Python's pickler
+    would recurse): ``depth`` EMPTY_LISTs, then ``depth - 1`` APPENDs."""
+    return b'\x80\x02' + b']' * depth + b'a' * (depth - 1) + b'.'

@@ -192,16 +192,13 @@ def test_ablation_configs_and_table(capsys):
     Table-2 mode counts exactly the formula's parameters for each variant
     (it raises otherwise) and prints every row."""
     import glob
-    import importlib.util
     import os.path as osp
-    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location(
-        'complexity', osp.join(root, 'tools', 'analysis', 'complexity.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+
+    from helpers import ROOT, load_tool
+    tool = load_tool('analysis/complexity')
     names = [a[0] for a in tool.ABLATIONS]
     files = sorted(osp.basename(p) for p in glob.glob(
-        osp.join(root, 'configs', 'ablations', '*.py')))
+        osp.join(ROOT, 'configs', 'ablations', '*.py')))
     assert files == sorted(f'{d}_{n}_r50.py' for d in
                            ('faster_rcnn', 'retinanet') for n in names
                            if n != 'se')  # SE: baselines/<det>_se_r50.py

@@ -158,14 +158,49 @@ def test_distributed_two_processes_gloo(shapes, tmp_path):
 
 
 def test_missing_coco_stops_with_one_clear_message(tmp_path):
-    r = run([sys.executable, f'{TOOLS}/train.py',
-             osp.join(ROOT, 'configs', 'faster_rcnn_eca_r101.py'),
-             '--work-dir', str(tmp_path / 'w'), '--data-root',
-             str(tmp_path / 'nowhere')])
+    """A new user's first run: the cache is empty (a loopback server stands
+    in for Google Drive), the ImageNet weights arrive and are checked, then
+    training stops at the missing COCO with one message; a second run uses
+    the cache; with downloading off, one message with both links."""
+    import torch
+    from mmdet.registry import MODELS
+
+    import eca_mmdet  # noqa: F401
+
+    from ckpt_utils import official_layout
+    from servers import LoopbackServer, Route
+    arch = 'eca_resnet101_k3357'
+    src = tmp_path / 'src.pth.tar'
+    torch.save(official_layout(MODELS.build(dict(
+        type='mmdet.ECAResNet', arch=arch)).state_dict(), arch), src,
+        _use_new_zipfile_serialization=False)
+    cache = tmp_path / 'cache'
+    cmd = [sys.executable, f'{TOOLS}/train.py',
+           osp.join(ROOT, 'configs', 'faster_rcnn_eca_r101.py'),
+           '--work-dir', str(tmp_path / 'w'), '--data-root',
+           str(tmp_path / 'nowhere')]
+    with LoopbackServer({'/uc': Route(src.read_bytes())}) as srv:
+        env = dict(ECA_MMDET_CHECKPOINTS=str(cache),
+                   ECA_MMDET_DRIVE_URL=srv.url('/uc?id={id}'))
+        for attempt in (1, 2):
+            r = run(cmd, env=env)
+            assert r.returncode == 2, r.stderr[-3000:]
+            assert 'annotation file not found' in r.stderr
+            assert str(tmp_path / 'nowhere') in r.stderr
+            assert '--data-root' in r.stderr
+            assert 'Traceback' not in r.stderr
+            assert srv.gets('/uc') == 1  # downloaded once, then the cache
+        assert (cache / f'{arch}.pth.tar').read_bytes() == src.read_bytes()
+        assert (cache / f'{arch}.pth.tar.sha256').is_file()
+
+        r = run(cmd, env=dict(env, ECA_MMDET_CHECKPOINTS=str(tmp_path / 'e'),
+                              ECA_MMDET_NO_DOWNLOAD='1'))
     assert r.returncode == 2
-    assert 'annotation file not found' in r.stderr
-    assert str(tmp_path / 'nowhere') in r.stderr
-    assert '--data-root' in r.stderr
+    (line, ) = [x for x in r.stderr.splitlines() if x.startswith('error:')]
+    for text in ('downloading is off', 'drive.google.com/file/d/',
+                 'pan.baidu.com/s/', 'extraction code iov1',
+                 str(tmp_path / 'e' / f'{arch}.pth.tar')):
+        assert text in line
     assert 'Traceback' not in r.stderr
 
 

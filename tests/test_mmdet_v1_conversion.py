@@ -2,7 +2,6 @@
 configs/released/ models: files written in the v1 layout (by an independent
 writer, tests/ckpt_utils.py) convert back to the original weights, load
 through tools/test.py, and bad files are refused with a clear message."""
-import importlib.util
 import json
 import os.path as osp
 import pickle
@@ -16,7 +15,7 @@ from eca_mmdet.checkpoint import CheckpointError, load_checkpoint_file
 from eca_mmdet.checkpoint.mmdet_v1 import convert_mmdet_v1
 
 from ckpt_utils import mmdet_v1_layout
-from helpers import ROOT
+from helpers import ROOT, load_tool
 
 RELEASED = {  # config -> the authors' file name
     'faster_rcnn_eca_r50_v1': 'faster_rcnn_ecanet50_k5_bs8_lr0.01',
@@ -26,14 +25,6 @@ RELEASED = {  # config -> the authors' file name
     'retinanet_eca_r50_v1': 'RetinaNet_ecanet50_k3377_bs8_lr0.01',
     'retinanet_eca_r101_v1': 'RetinaNet_ecanet101_k3357_bs8_lr0.01',
 }
-
-
-def tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def released_model(name, randomize=True):
@@ -60,7 +51,7 @@ def test_v1_file_converts_back_to_the_original_weights(name, tmp_path,
     model = released_model(name)
     save_v1(model, name, tmp_path / 'v1.pth')
     out = tmp_path / 'converted.pth'
-    assert tool('convert_checkpoint').main(
+    assert load_tool('convert_checkpoint').main(
         [str(tmp_path / 'v1.pth'), str(out)]) == 0
     printed = capsys.readouterr().out
     assert f'configs/released/{name}.py' in printed
@@ -139,11 +130,11 @@ def test_converted_file_evaluates_through_test_tool(tmp_path, capsys):
         model.roi_head.bbox_head.fc_cls.bias[0] = 20.  # person
     save_v1(model, name, tmp_path / 'v1.pth')
     ckpt = tmp_path / 'converted.pth'
-    assert tool('convert_checkpoint').main(
+    assert load_tool('convert_checkpoint').main(
         [str(tmp_path / 'v1.pth'), str(ckpt)]) == 0
     coco_layout(tmp_path / 'coco')
     out = tmp_path / 'results.pkl'
-    assert tool('test').main([
+    assert load_tool('test').main([
         osp.join(ROOT, 'configs', 'released', f'{name}.py'), str(ckpt),
         '--data-root', str(tmp_path / 'coco'), '--work-dir',
         str(tmp_path / 'work'), '--out', str(out)]) == 0
@@ -159,7 +150,7 @@ def test_converted_file_evaluates_through_test_tool(tmp_path, capsys):
 
     # and tools/infer.py draws and saves its predictions
     out_dir = tmp_path / 'infer'
-    assert tool('infer').main([
+    assert load_tool('infer').main([
         str(tmp_path / 'coco' / 'val2017'),
         osp.join(ROOT, 'configs', 'released', f'{name}.py'), str(ckpt),
         '--out-dir', str(out_dir), '--device', 'cpu']) == 0
@@ -202,6 +193,6 @@ def test_clear_errors(tmp_path):
     # through the tool: one error line, exit 1, nothing written
     torch.save({'meta': {'mmdet_version': '1.0rc1'}, 'state_dict': {
         'backbone.conv1.weight': torch.zeros(1)}}, tmp_path / 'bad.pth')
-    assert tool('convert_checkpoint').main(
+    assert load_tool('convert_checkpoint').main(
         [str(tmp_path / 'bad.pth'), str(tmp_path / 'out.pth')]) == 1
     assert not (tmp_path / 'out.pth').exists()

@@ -1,7 +1,6 @@
 """tools/analysis/visualize_attention.py: the recorded per-class channel
 weights equal an independent computation of each block's gate, and the
 tool draws ECA-vs-SE panels from checkpoints in mmengine's format."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -11,18 +10,11 @@ import sys
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import ROOT, load_tool
+
 TOOL = osp.join(ROOT, 'tools', 'analysis', 'visualize_attention.py')
 ECA_CFG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_eca_r18_shapes.py')
 SE_CFG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_se_r18_shapes.py')
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('visualize_attention',
-                                                  TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope='module')
@@ -57,7 +49,7 @@ def setup(tmp_path_factory):
 
 def test_recorded_weights_equal_independent_gates(setup):
     root, ckpts, _ = setup
-    tool = load_tool()
+    tool = load_tool('analysis/visualize_attention')
     res = tool.collect(ECA_CFG, ckpts['eca'], 'test', None, root)
     assert res['attention'] == 'ECA' and res['images'] == 6
     assert list(res['per_class'])[0] == 'conv_2_1'

@@ -34,6 +34,7 @@ from eca_mmdet.checkpoint import (
     to_backbone_state_dict,
 )
 from eca_mmdet.checkpoint.mmdet_v1 import convert_mmdet_v1, is_mmdet_v1
+from eca_mmdet.checkpoint.sources import local_checkpoint
 from eca_mmdet.checkpoint.zoo import presets_for
 
 RELEASED = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
@@ -78,8 +79,8 @@ def convert_detector(raw, src, dst):
     from mmengine.config import Config
     state_dict, name = convert_mmdet_v1(raw)
     config = osp.join(RELEASED, f'{name}.py')
-    MODELS.build(Config.fromfile(config).model).load_state_dict(
-        state_dict, strict=True)
+    model_cfg = Config.fromfile(config).model
+    MODELS.build(model_cfg).load_state_dict(state_dict, strict=True)
     meta = raw['meta']
     v1_config = str(meta.get('config', '')).split('\n', 1)[0]
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
@@ -88,14 +89,11 @@ def convert_detector(raw, src, dst):
                               mmdet_v1_version=meta['mmdet_version'],
                               mmdet_v1_config=v1_config),
                     state_dict=state_dict), dst)
-    kernels = eca_kernel_sizes(
-        {k[len('backbone.'):]: v for k, v in state_dict.items()
-         if k.startswith('backbone.')})
     config = osp.relpath(config)
     print(f'source: MMDetection {meta["mmdet_version"]} detector '
           f'({v1_config or "no config path"}), {len(state_dict)} tensors')
     print('  ECA k per stage: '
-          + ', '.join(str(ks[0]) for ks in kernels.values()))
+          + ', '.join(map(str, model_cfg.backbone.k_size)))
     print('  heads: two-stage heads under roi_head., fc_cls background '
           'moved last, background box/mask outputs dropped, sigmoid heads '
           'as they are')
@@ -129,9 +127,12 @@ def convert_backbone(raw, fmt, dst):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='official *.pth.tar, timm state dict, '
-                        'mmdet detector checkpoint (its backbone), or an '
-                        'MMDetection v1 detector released by the authors')
+    parser.add_argument('src', help='official *.pth.tar, timm state dict '
+                        '(.pth or .safetensors), mmdet detector checkpoint '
+                        '(its backbone), or an MMDetection v1 detector '
+                        'released by the authors; a path, an eca:// name '
+                        '(e.g. eca://faster_rcnn_ecanet50_k5_bs8_lr0.01, '
+                        'fetched on first use), hf-hub:, timm:// or a URL')
     parser.add_argument('dst', help='output file')
     parser.add_argument('--format', default='auto',
                         choices=['auto', 'official', 'timm', 'mmdet'],
@@ -143,7 +144,7 @@ def main(argv=None):
     import eca_mmdet  # noqa: F401
 
     try:
-        raw = load_checkpoint_file(args.src)
+        raw = load_checkpoint_file(local_checkpoint(args.src))
         if is_mmdet_v1(raw):
             convert_detector(raw, args.src, args.dst)
         else:

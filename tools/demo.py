@@ -71,8 +71,9 @@ def main(argv=None):
         print(*lines, sep='\n', file=terminal, flush=True)
 
     def quiet():
-        """Without --verbose, what mmengine and pycocotools print goes to
-        the log file only (warnings, dataset loading chatter)."""
+        """Without --verbose, keep what mmengine and pycocotools print off
+        the terminal: mmengine's messages are in the log file anyway, the
+        rest is dataset-loading chatter."""
         if args.verbose:
             return contextlib.nullcontext()
         return contextlib.redirect_stdout(io.StringIO())

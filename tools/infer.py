@@ -18,6 +18,8 @@ import argparse
 import os.path as osp
 import sys
 
+from mmengine.config import Config
+
 from eca_mmdet import cli
 
 
@@ -47,12 +49,8 @@ def build_cfg(args):
     if not 0 <= args.score_thr <= 1:
         raise cli.ConfigError(
             f'--score-thr must be between 0 and 1, got {args.score_thr}')
-    cfg = cli.load_config(argparse.Namespace(
-        config=args.config, cfg_options=None, data_root=None,
-        work_dir=args.out_dir, launcher='none'))
-    # the checkpoint holds every weight: no ImageNet initialisation
-    if cfg.model.get('backbone', {}).get('init_cfg') is not None:
-        cfg.model.backbone.init_cfg = None
+    cfg = Config.fromfile(args.config)
+    cli.skip_pretrained_init(cfg)
     return cfg
 
 

@@ -36,9 +36,7 @@ def build_cfg(args):
         raise cli.ConfigError(f'--out must be a .pkl file, got {args.out}')
     cfg = cli.load_config(args)
     cfg.load_from = args.checkpoint
-    # the trained checkpoint holds every weight: skip ImageNet init
-    if cfg.model.get('backbone', {}).get('init_cfg') is not None:
-        cfg.model.backbone.init_cfg = None
+    cli.skip_pretrained_init(cfg)
     if args.classwise:
         evs = cfg.test_evaluator
         for ev in (evs if isinstance(evs, list) else [evs]):

@@ -50,9 +50,9 @@ def build_cfg(args):
         cfg.load_from = args.resume
     cli.use_safe_training_hooks(cfg)
     cli.setup_device(cfg)
-    cli.check_datasets_exist(cfg)
-    for line in cli.offline_notice(cfg):
+    for line in cli.fetch_checkpoints(cfg):
         print(line, flush=True)
+    cli.check_datasets_exist(cfg)
     return cfg
 
 

@@ -18,7 +18,7 @@ from typing import Dict, Tuple
 
 from torch import Tensor
 
-from .safe_load import CheckpointError
+from .errors import CheckpointError
 
 StateDict = Dict[str, Tensor]
 
@@ -137,3 +137,23 @@ def eca_kernel_sizes(state_dict: StateDict) -> Dict[str, Tuple[int, ...]]:
             stages.setdefault(key.split('.')[0], []).append(
                 int(value.shape[-1]))
     return OrderedDict((k, tuple(v)) for k, v in stages.items())
+
+
+def format_kernels(kernels: Dict[str, Tuple[int, ...]]) -> str:
+    """``'layer1=3, layer2=5, ...'`` (``a/b/...`` where a stage mixes)."""
+    parts = []
+    for stage, ks in kernels.items():
+        uniq = sorted(set(ks))
+        parts.append(f'{stage}={uniq[0]}' if len(uniq) == 1 else
+                     f'{stage}={"/".join(map(str, ks))}')
+    return ', '.join(parts) if parts else 'none'
+
+
+def blocks_per_stage(keys) -> Dict[str, int]:
+    """Number of residual blocks per ``layerN`` among state_dict keys."""
+    blocks: Dict[str, set] = OrderedDict()
+    for key in keys:
+        parts = key.split('.')
+        if parts[0].startswith('layer') and len(parts) > 2:
+            blocks.setdefault(parts[0], set()).add(parts[1])
+    return OrderedDict((k, len(v)) for k, v in blocks.items())

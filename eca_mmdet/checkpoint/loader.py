@@ -16,58 +16,32 @@ from mmengine.logging import print_log
 
 from .convert import (
     StateDict,
+    blocks_per_stage,
     eca_kernel_sizes,
     extract_state_dict,
+    format_kernels,
     to_backbone_state_dict,
 )
-from .safe_load import CheckpointError, load_checkpoint_file
-from .zoo import SCHEME, presets_for, resolve_uri
+from .errors import CheckpointError
+from .safe_load import load_checkpoint_file
+from .sources import local_checkpoint
+from .zoo import SCHEME, presets_for
 
 
 def resolve_checkpoint(spec: str) -> str:
-    """Turn a checkpoint spec (local path or ``eca://`` name) into a path.
+    """A checkpoint spec (path, ``eca://``, ``hf-hub:``, ``timm://`` or
+    URL; see :func:`~.sources.local_checkpoint`) as an existing local file.
 
     Raises:
-        CheckpointError: No such file, or a remote URL (nothing can be
-            downloaded here).
+        CheckpointError: No such file, or it cannot be fetched.
     """
-    if not isinstance(spec, str) or not spec:
-        raise CheckpointError(f'checkpoint must be a path or an {SCHEME} '
-                              f'name, got {spec!r}')
-    if spec.startswith(SCHEME):
-        try:
-            return resolve_uri(spec)
-        except (FileNotFoundError, ValueError) as e:
-            raise CheckpointError(str(e)) from None
-    if '://' in spec:
-        raise CheckpointError(
-            f'cannot load {spec!r}: ECA backbones load local files or '
-            f'{SCHEME} names only. Download the file and give its path.')
-    path = osp.abspath(osp.expanduser(spec))
+    path = osp.abspath(osp.expanduser(local_checkpoint(spec)))
     if not osp.isfile(path):
         raise CheckpointError(
             f'pretrained checkpoint not found: {path}. Fix the path in '
             f'init_cfg=dict(type="Pretrained", checkpoint=...), or use an '
-            f'{SCHEME} name (see README, "Released checkpoints").')
+            f'{SCHEME} name (see README, "ImageNet ECA weights").')
     return path
-
-
-def _fmt_kernels(kernels: Dict[str, Tuple[int, ...]]) -> str:
-    parts = []
-    for stage, ks in kernels.items():
-        uniq = sorted(set(ks))
-        parts.append(f'{stage}={uniq[0]}' if len(uniq) == 1 else
-                     f'{stage}={"/".join(map(str, ks))}')
-    return ', '.join(parts) if parts else 'none'
-
-
-def _blocks_per_stage(keys) -> Dict[str, int]:
-    blocks: Dict[str, set] = OrderedDict()
-    for key in keys:
-        parts = key.split('.')
-        if parts[0].startswith('layer') and len(parts) > 2:
-            blocks.setdefault(parts[0], set()).add(parts[1])
-    return OrderedDict((k, len(v)) for k, v in blocks.items())
 
 
 def _kernel_hint(model: nn.Module, found: Dict[str, Tuple[int, ...]]) -> str:
@@ -101,8 +75,8 @@ def check_compatible(model: nn.Module, state_dict: StateDict,
     name = type(model).__name__
 
     # 1. depth: blocks per stage must agree
-    want_blocks = _blocks_per_stage(target)
-    have_blocks = _blocks_per_stage(state_dict)
+    want_blocks = blocks_per_stage(target)
+    have_blocks = blocks_per_stage(state_dict)
     for stage, n in want_blocks.items():
         if have_blocks.get(stage, 0) != n:
             raise CheckpointError(
@@ -134,8 +108,8 @@ def check_compatible(model: nn.Module, state_dict: StateDict,
                 f'another architecture.')
         raise CheckpointError(
             f'ECA kernel sizes differ: the model was built with '
-            f'{_fmt_kernels(want_k)}, the checkpoint {source} has '
-            f'{_fmt_kernels(have_k)}.' + _kernel_hint(model, have_k))
+            f'{format_kernels(want_k)}, the checkpoint {source} has '
+            f'{format_kernels(have_k)}.' + _kernel_hint(model, have_k))
 
     # 3. everything else
     missing = [k for k in target if k not in state_dict

@@ -24,18 +24,22 @@ from typing import Tuple
 
 import torch
 
-from .convert import StateDict, eca_kernel_sizes, strip_prefix
-from .safe_load import CheckpointError
+from .convert import (
+    StateDict,
+    blocks_per_stage,
+    eca_kernel_sizes,
+    format_kernels,
+    strip_prefix,
+)
+from .errors import CheckpointError
+from .zoo import RELEASED_CHECKPOINTS
 
 NUM_CLASSES = 80  # COCO
 # released detector -> ECA kernel size per stage (layer1..4), by depth
 RELEASED_KERNELS = {
-    ('faster_rcnn', 50): (5, 5, 5, 5),
-    ('faster_rcnn', 101): (3, 3, 5, 7),
-    ('mask_rcnn', 50): (3, 3, 7, 7),
-    ('mask_rcnn', 101): (3, 3, 5, 7),
-    ('retinanet', 50): (3, 3, 7, 7),
-    ('retinanet', 101): (3, 3, 5, 7),
+    (name.split('_ecanet')[0].lower(), info['depth']): info['k_size']
+    for name, info in RELEASED_CHECKPOINTS.items()
+    if info['family'] == 'detector'
 }
 DEPTHS = {(3, 4, 6, 3): 50, (3, 4, 23, 3): 101}
 # the head modules each converted detector has in v1 (besides backbone, neck)
@@ -93,9 +97,9 @@ def _check_rows(state_dict: StateDict, key: str, rows: int, what: str):
             f'dataset is not one of the released COCO models')
 
 
-def released_config(state_dict: StateDict, det: str) -> Tuple[str, int]:
-    """The ``configs/released/`` name that fits the backbone, and its
-    depth; :class:`CheckpointError` if the ECA kernels fit none."""
+def released_config(state_dict: StateDict, det: str) -> str:
+    """The ``configs/released/`` name that fits the backbone;
+    :class:`CheckpointError` if the ECA kernels fit none."""
     backbone = strip_prefix(
         {k: v for k, v in state_dict.items() if k.startswith('backbone.')},
         'backbone.')
@@ -104,21 +108,20 @@ def released_config(state_dict: StateDict, det: str) -> Tuple[str, int]:
         raise CheckpointError(
             'no ECA weights in the backbone (no backbone.layerN.i.eca.conv.'
             'weight): not an ECA-ResNet detector')
-    blocks = tuple(len({k.split('.')[1] for k in backbone
-                        if k.startswith(f'layer{s}.')}) for s in range(1, 5))
+    blocks = tuple(blocks_per_stage(backbone).values())
     depth = DEPTHS.get(blocks)
-    per_stage = tuple(sorted(set(ks)) for ks in kernels.values())
     want = RELEASED_KERNELS.get((det, depth))
-    if want is None or per_stage != tuple([k] for k in want):
-        found = ', '.join('/'.join(map(str, k)) for k in per_stage)
+    if want is None or tuple(set(ks) for ks in kernels.values()) != tuple(
+            {k} for k in want):
         options = '; '.join(f'{d} R-{n}: {",".join(map(str, k))}'
                             for (d, n), k in RELEASED_KERNELS.items())
         raise CheckpointError(
             f'{det} with a {blocks} block ResNet and ECA kernel sizes '
-            f'{found} per stage matches no released config ({options}); '
+            f'{format_kernels(kernels)} matches no released config '
+            f'({options}); '
             f'write a config with backbone=dict(type=\'ECAResNet\', '
             f'depth=..., k_size=(...)) for it')
-    return f'{det}_eca_r{depth}_v1', depth
+    return f'{det}_eca_r{depth}_v1'
 
 
 def convert_mmdet_v1(checkpoint) -> Tuple[StateDict, str]:
@@ -139,7 +142,7 @@ def convert_mmdet_v1(checkpoint) -> Tuple[StateDict, str]:
         (k, v) for k, v in checkpoint['state_dict'].items()
         if isinstance(v, torch.Tensor)), 'module.')
     det = detector_of(state_dict)
-    config, _ = released_config(state_dict, det)
+    config = released_config(state_dict, det)
     n = NUM_CLASSES
     if det == 'retinanet':
         _check_rows(state_dict, 'bbox_head.retina_cls.weight', 9 * n,

@@ -1,10 +1,10 @@
-"""The authors' released ImageNet ECA checkpoints and the ``eca://`` names.
+"""The authors' released ECA checkpoints and the ``eca://`` names.
 
 ``eca://resnet101_k3357`` resolves to
 ``$ECA_MMDET_CHECKPOINTS/eca_resnet101_k3357.pth.tar`` (default directory
-``~/.cache/eca_mmdet/checkpoints``). The files are hosted on Google Drive and
-Baidu only, so they cannot be fetched automatically: a missing file raises an
-error that says what to download and where to put it.
+``~/.cache/eca_mmdet/checkpoints``); the detectors, MMDetection v1 files, to
+``<name>.pth`` there. The files are hosted on Google Drive and Baidu;
+:mod:`.sources` fetches a missing one from Drive on first use.
 """
 import os
 import os.path as osp
@@ -15,20 +15,65 @@ OFFICIAL_REPO = 'https://github.com/BangguWu/ECANet'
 CACHE_ENV = 'ECA_MMDET_CHECKPOINTS'
 SCHEME = 'eca://'
 
-#: preset name -> facts from the official README (k per stage layer1..4).
+
+def _release(family, depth, k_size, top1, drive, baidu, code):
+    return dict(family=family, depth=depth, k_size=k_size, top1=top1,
+                drive=drive, baidu=f'https://pan.baidu.com/s/{baidu}',
+                baidu_code=code)
+
+
+#: file name (without extension) -> facts from the authors' README: ECA k
+#: per stage (layer1..4) for ImageNet ResNets, Google Drive id, Baidu link
+#: and its extraction code. ``family='detector'``: MMDetection v1 files.
 RELEASED_CHECKPOINTS: Dict[str, dict] = {
-    'eca_resnet18_k3577': dict(
-        family='resnet', depth=18, k_size=(3, 5, 7, 7), top1=70.92),
-    'eca_resnet34_k3357': dict(
-        family='resnet', depth=34, k_size=(3, 3, 5, 7), top1=74.21),
-    'eca_resnet50_k3557': dict(
-        family='resnet', depth=50, k_size=(3, 5, 5, 7), top1=77.42),
-    'eca_resnet101_k3357': dict(
-        family='resnet', depth=101, k_size=(3, 3, 5, 7), top1=78.65),
-    'eca_resnet152_k3357': dict(
-        family='resnet', depth=152, k_size=(3, 3, 5, 7), top1=78.92),
-    'eca_mobilenetv2_k13': dict(
-        family='mobilenetv2', depth=None, k_size=None, top1=72.56),
+    'eca_resnet18_k3577': _release(
+        'resnet', 18, (3, 5, 7, 7), 70.92,
+        '1LMRFRTyzVifGBi2MUpTuYEWW44S8mwyl', '1Bh9J7VY2tYj5oEvEEqvdhQ',
+        'utsy'),
+    'eca_resnet34_k3357': _release(
+        'resnet', 34, (3, 3, 5, 7), 74.21,
+        '15LV5Jkea3GPzvLP5__H7Gg88oNQUxBDE', '1FFVUBbbJfNNFhyiZZ2P2AQ',
+        'o4dh'),
+    'eca_resnet50_k3557': _release(
+        'resnet', 50, (3, 5, 5, 7), 77.42,
+        '1670rce333c_lyMWFzBlNZoVUvtxbCF_U', '18LXDcxy8qG66h-7FlWW4SA',
+        'no6u'),
+    'eca_resnet101_k3357': _release(
+        'resnet', 101, (3, 3, 5, 7), 78.65,
+        '1b5FQ8yDFnZ_UhvWT9txmjI_LjbKkgnvC', '1-ageRP2tku-YSIOqU09WpA',
+        'iov1'),
+    'eca_resnet152_k3357': _release(
+        'resnet', 152, (3, 3, 5, 7), 78.92,
+        '1_bYnaOg9ptsILC_iC7uQ5Izv-u2rjYG5', '1tPxHAltlcpI93CXUkW9ZOQ',
+        'xaft'),
+    'eca_mobilenetv2_k13': _release(
+        'mobilenetv2', None, None, 72.56,
+        '1FxzeXPg1SJQZzVVH4HRjMeq_SVMfidUm', '143B03YTGE2ogkPoCj3IorQ',
+        'atpt'),
+    'faster_rcnn_ecanet50_k5_bs8_lr0.01': _release(
+        'detector', 50, (5, 5, 5, 5), None,
+        '1myjDQIHRiYdTXm7DJjlFe_oyALhHXkrS', '16mjevcCIG7dPWlmrqRNYEQ',
+        'divf'),
+    'faster_rcnn_ecanet101_3357_bs8_lr0.01': _release(
+        'detector', 101, (3, 3, 5, 7), None,
+        '1otCeuTSs4DRLTBIO6cYjm7e-5dQK1dMX', '1Ag96zDW7R0PVVZsNaJ9XCQ',
+        'd3kd'),
+    'mask_rcnn_ecanet50_k3377_bs8_lr0.01': _release(
+        'detector', 50, (3, 3, 7, 7), None,
+        '1z5sAqOD6zZzoVOyAd2VmBztmMXUKy-Nv', '1h_2PgK4PMHa2nTIqU3ZNkQ',
+        'xe19'),
+    'mask_rcnn_ecanet101_k3357_bs8_lr0.01': _release(
+        'detector', 101, (3, 3, 5, 7), None,
+        '1Rv-VjdfWOt5mE45M0lihgv59fqnCAHQq', '19gph8Sr5nv11_kCecEyu5w',
+        'y5e9'),
+    'RetinaNet_ecanet50_k3377_bs8_lr0.01': _release(
+        'detector', 50, (3, 3, 7, 7), None,
+        '1Pp6gndZFiZZo2BdbVmzUKQUtQ1m4kIbW', '1uL-EwILJVeW7O2O3oBmO0A',
+        'my44'),
+    'RetinaNet_ecanet101_k3357_bs8_lr0.01': _release(
+        'detector', 101, (3, 3, 5, 7), None,
+        '1290duDtOGMpp3QrL47CRAq24oGPgbtct', '1Rt3ijSItumSlqHFjS4J51w',
+        '2eu5'),
 }
 
 RESNET_PRESETS = {
@@ -51,25 +96,18 @@ def presets_for(depth: int, k_sizes: Sequence[int]) -> Tuple[str, ...]:
                  and tuple(info['k_size']) == tuple(k_sizes))
 
 
-def presets_of_depth(depth: int) -> Tuple[str, ...]:
-    """Released ResNet presets of a depth."""
-    return tuple(name for name, info in RESNET_PRESETS.items()
-                 if info['depth'] == depth)
+def cache_path(uri: str) -> Tuple[Optional[str], str]:
+    """``eca://NAME`` -> ``(released name or None, file path)``: where the
+    file is, or where it goes when fetched (the first candidate).
 
-
-def resolve_uri(uri: str) -> str:
-    """Map ``eca://NAME`` to its file in :func:`checkpoint_dir`.
-
-    ``NAME`` is a released checkpoint name with or without the ``eca_``
-    prefix (``eca://resnet101_k3357``), or any plain file name inside the
-    cache directory (``eca://my_ecaresnet50d.pth``). Sub-directories and
-    ``..`` are refused, so a name can never point outside the directory.
+    ``NAME`` is a released file name with or without the ``eca_`` prefix
+    (``eca://resnet101_k3357``, ``eca://faster_rcnn_ecanet50_k5_bs8_lr0.01``),
+    or any plain file name inside the cache directory
+    (``eca://my_ecaresnet50d.pth``). Sub-directories and ``..`` are refused,
+    so a name can never point outside the directory.
 
     Raises:
         ValueError: The name is malformed or escapes the directory.
-        FileNotFoundError: The file is not there; the message says which
-            file to download from the official repository and where to put
-            it.
     """
     if not uri.startswith(SCHEME):
         raise ValueError(f'not an {SCHEME} name: {uri!r}')
@@ -82,39 +120,51 @@ def resolve_uri(uri: str) -> str:
             f'file elsewhere give its path instead of an {SCHEME} name.')
     root = checkpoint_dir()
     preset = name if name in RELEASED_CHECKPOINTS else f'eca_{name}'
-    if preset in RELEASED_CHECKPOINTS:
-        candidates = [f'{preset}.pth.tar', f'{preset}.pth']
+    if preset not in RELEASED_CHECKPOINTS:
+        preset, candidates = None, [name]
+    elif RELEASED_CHECKPOINTS[preset]['family'] == 'detector':
+        candidates = [f'{preset}.pth']
     else:
-        preset = None
-        candidates = [name]
-    for cand in candidates:
-        path = osp.join(root, cand)
+        candidates = [f'{preset}.pth.tar', f'{preset}.pth']
+    paths = [osp.join(root, cand) for cand in candidates]
+    for path in paths:
         # defence in depth: the resolved file must stay inside root
         if osp.commonpath([osp.realpath(path), osp.realpath(root)]) \
                 != osp.realpath(root):
             raise ValueError(f'{uri!r} resolves outside {root}')
-        if osp.isfile(path):
-            return path
-    where = osp.join(root, candidates[0])
+    return preset, next((p for p in paths if osp.isfile(p)), paths[0])
+
+
+def manual_download(preset: str, path: str) -> str:
+    """Where to get a released file by hand and where to save it."""
+    info = RELEASED_CHECKPOINTS[preset]
+    return (f'Download "{preset}" from Google Drive (https://drive.google.'
+            f'com/file/d/{info["drive"]}/view) or Baidu ({info["baidu"]}, '
+            f'extraction code {info["baidu_code"]}), as linked from '
+            f'{OFFICIAL_REPO}, and save it as {path} (set {CACHE_ENV} to use '
+            f'another directory).')
+
+
+def resolve_uri(uri: str) -> str:
+    """The local file of ``eca://NAME`` (see :func:`cache_path`).
+
+    Raises:
+        ValueError: The name is malformed or escapes the directory.
+        FileNotFoundError: The file is not there; the message says where to
+            download it and where to save it.
+    """
+    preset, path = cache_path(uri)
+    if osp.isfile(path):
+        return path
     if preset is not None:
-        raise FileNotFoundError(
-            f'ECA checkpoint {uri} not found at {where}. Download '
-            f'"{preset}.pth.tar" from the official ECA-Net repository '
-            f'({OFFICIAL_REPO}, links in its README: Google Drive or Baidu) '
-            f'and save it as {where} (set {CACHE_ENV} to use another '
-            f'directory).')
-    known = ', '.join(SCHEME + n[len('eca_'):] for n in RELEASED_CHECKPOINTS)
+        raise FileNotFoundError(f'ECA checkpoint {uri} not found at {path}. '
+                                + manual_download(preset, path))
+    known = ', '.join(SCHEME + n[len('eca_'):] if n.startswith('eca_')
+                      else SCHEME + n for n in RELEASED_CHECKPOINTS)
     raise FileNotFoundError(
-        f'checkpoint {uri} not found at {where}. Released names: {known}; '
-        f'other files must be placed in {root} (set {CACHE_ENV} to use '
-        f'another directory).')
-
-
-def describe_released() -> str:
-    """One line per released checkpoint, for error messages."""
-    return '; '.join(
-        f"{n} (k={''.join(map(str, i['k_size'])) if i['k_size'] else '1/3'})"
-        for n, i in RELEASED_CHECKPOINTS.items())
+        f'checkpoint {uri} not found at {path}. Released names: {known}; '
+        f'other files must be placed in {checkpoint_dir()} (set {CACHE_ENV} '
+        f'to use another directory).')
 
 
 def find_preset(arch: Optional[str]) -> dict:

@@ -50,6 +50,13 @@ def load_config(args) -> Config:
     return cfg
 
 
+def skip_pretrained_init(cfg: Config) -> None:
+    """The run loads a trained checkpoint that holds every weight: drop the
+    backbone's ImageNet ``init_cfg`` (nothing to download or look up)."""
+    if cfg.model.get('backbone', {}).get('init_cfg') is not None:
+        cfg.model.backbone.init_cfg = None
+
+
 def check_cfg_options(cfg: Config, options: dict) -> None:
     """Catch ``--cfg-options`` typos before mmengine silently adds new keys.
 
@@ -176,21 +183,32 @@ def _checkpoints_in(obj, found):
     return found
 
 
-def offline_notice(cfg: Config) -> List[str]:
-    """One line per checkpoint the config would download at start-up."""
-    lines = []
+def fetch_checkpoints(cfg: Config) -> List[str]:
+    """Fetch, check and cache the config's ``Pretrained`` checkpoints and
+    ``load_from`` now (``eca://``, ``hf-hub:``, ``timm://``, ``http(s)://``;
+    see :func:`~eca_mmdet.checkpoint.sources.local_checkpoint`), before
+    anything else can fail; return a note for each that mmengine will fetch
+    itself (``torchvision://``, ``open-mmlab://``)."""
+    from ..checkpoint.sources import (
+        HF_SCHEME,
+        SCHEME,
+        TIMM_SCHEME,
+        URL_SCHEMES,
+        local_checkpoint,
+    )
+    notes = []
     for ckpt in _checkpoints_in(cfg.get('model', {}), []) + \
             [cfg.get('load_from') or '']:
-        if '://' in ckpt and not ckpt.startswith('eca://'):
-            torchvision = ' and torchvision' \
-                if ckpt.startswith('torchvision') else ''
-            lines.append(
+        if ckpt.startswith((SCHEME, HF_SCHEME, TIMM_SCHEME) + URL_SCHEMES):
+            local_checkpoint(ckpt)
+        elif '://' in ckpt:
+            also = ' and torchvision' if ckpt.startswith('torchvision') \
+                else ''
+            notes.append(
                 f'note: this config downloads {ckpt} at start-up (needs '
-                f'internet'
-                f'{torchvision}'
-                f'); offline, give a local file with --cfg-options '
-                f'model.backbone.init_cfg.checkpoint=/path/to/file.pth')
-    return lines
+                f'internet{also}); offline, give a local file with '
+                f'--cfg-options model.backbone.init_cfg.checkpoint=PATH')
+    return notes
 
 
 def setup_device(cfg: Config) -> None:

@@ -9,6 +9,7 @@ to build, never on the normal path.
 """
 import json
 import os.path as osp
+import reprlib
 from typing import Optional, Sequence
 
 
@@ -16,12 +17,18 @@ class AnnotationError(ValueError):
     """A COCO annotation file is unreadable or lacks required fields."""
 
 
-# what mmdet's CocoDataset and CocoMetric read from each entry
+NUMBER = (int, float)
+ID = (int, str)
+# what mmdet's CocoDataset and CocoMetric read from each entry, and its type
 REQUIRED = {
-    'images': ('id', 'file_name', 'height', 'width'),
-    'annotations': ('id', 'image_id', 'category_id', 'bbox'),
-    'categories': ('id', 'name'),
+    'images': {'id': ID, 'file_name': str, 'height': NUMBER,
+               'width': NUMBER},
+    'annotations': {'id': ID, 'image_id': ID, 'category_id': ID,
+                    'bbox': list, 'area': NUMBER},
+    'categories': {'id': ID, 'name': str},
 }
+_NAMES = {ID: 'an integer id', str: 'a string', NUMBER: 'a number',
+          list: '[x, y, width, height]'}
 
 
 def check_coco_annotation_file(path: str,
@@ -53,6 +60,10 @@ def check_coco_annotation_file(path: str,
             f'(line {e.lineno}, column {e.colno}); a truncated download or an '
             f'HTML error page saved under this name looks like this')\
             from None
+    except RecursionError:
+        raise AnnotationError(f'annotation file {path} nests JSON arrays '
+                              f'or objects too deeply to be a COCO file') \
+            from None
     if not isinstance(data, dict):
         raise AnnotationError(f'annotation file {path}: expected a JSON '
                               f'object with {", ".join(REQUIRED)}, found a '
@@ -64,27 +75,12 @@ def check_coco_annotation_file(path: str,
             f'list; a COCO detection file needs "images", "annotations" '
             f'and "categories" (an image without objects is simply not '
             f'referenced by any annotation)')
-    for section, keys in REQUIRED.items():
-        entries = data[section]
-        if not isinstance(entries, list):
-            raise AnnotationError(f'annotation file {path}: {section!r} must '
-                                  f'be a list, found '
-                                  f'{type(entries).__name__}')
-        for i, entry in enumerate(entries):
-            lacking = [k for k in keys if not isinstance(entry, dict)
-                       or k not in entry]
-            if lacking:
-                raise AnnotationError(
-                    f'annotation file {path}: {section}[{i}] lacks '
-                    f'{", ".join(map(repr, lacking))} (every entry of '
-                    f'{section!r} needs {", ".join(keys)})')
-        if section == 'annotations':
-            for i, ann in enumerate(entries):
-                box = ann['bbox']
-                if not (isinstance(box, list) and len(box) == 4):
-                    raise AnnotationError(
-                        f'annotation file {path}: annotations[{i}].bbox '
-                        f'must be [x, y, width, height], found {box!r}')
+    for section, fields in REQUIRED.items():
+        _check_entries(path, section, data[section], fields)
+    ids = [ann['id'] for ann in data['annotations']]
+    if len(set(ids)) != len(ids):
+        raise AnnotationError(f'annotation file {path}: annotation ids are '
+                              f'not unique (mmdet requires unique ids)')
     if classes:
         names = {c['name'] for c in data['categories']}
         if not names & set(classes):
@@ -93,3 +89,33 @@ def check_coco_annotation_file(path: str,
                 f'{list(classes)[:5]}... is among its categories '
                 f'{sorted(names)[:5]}; set the dataset\'s metainfo='
                 f'dict(classes=(...)) to the names in the file')
+
+
+def _check_entries(path: str, section: str, entries, fields: dict) -> None:
+    if not isinstance(entries, list):
+        raise AnnotationError(f'annotation file {path}: {section!r} must '
+                              f'be a list, found {type(entries).__name__}')
+    for i, entry in enumerate(entries):
+        lacking = [k for k in fields if not isinstance(entry, dict)
+                   or k not in entry]
+        if lacking:
+            raise AnnotationError(
+                f'annotation file {path}: {section}[{i}] lacks '
+                f'{", ".join(map(repr, lacking))} (every entry of '
+                f'{section!r} needs {", ".join(fields)})')
+        for key, kind in fields.items():
+            value = entry[key]
+            ok = isinstance(value, kind) and not (
+                kind is NUMBER and isinstance(value, bool))
+            if key == 'bbox':
+                ok = ok and len(value) == 4 and all(
+                    isinstance(v, NUMBER) and not isinstance(v, bool)
+                    for v in value)
+            if not ok:
+                raise AnnotationError(
+                    f'annotation file {path}: {section}[{i}].{key} must be '
+                    f'{_NAMES[kind]}, found {_short(value)}')
+
+
+def _short(value) -> str:
+    return reprlib.repr(value)

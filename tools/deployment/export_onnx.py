@@ -130,8 +130,13 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import eca_mmdet.engine  # noqa: F401  (models, safe checkpoint reads)
+    from eca_mmdet.checkpoint import CheckpointError
     out = args.out or osp.splitext(osp.basename(args.config))[0] + '.onnx'
-    model = build_model(args.config, args.checkpoint)
+    try:
+        model = build_model(args.config, args.checkpoint)
+    except CheckpointError as e:
+        print(f'export_onnx: {e}', file=sys.stderr)
+        return 2
     x = torch.rand(1, 3, *args.shape) * 255 - 128
     with torch.no_grad():
         expected = model(x)

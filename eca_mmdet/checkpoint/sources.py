@@ -1,0 +1,292 @@
+"""Where checkpoint files come from, fetched once into a local cache.
+
+:func:`local_checkpoint` turns a checkpoint spec into a local file:
+
+* a path: as it is;
+* ``eca://NAME``: the authors' released file in :func:`~.zoo.checkpoint_dir`,
+  fetched from Google Drive with ``gdown`` on first use;
+* ``hf-hub:timm/ecaresnet101d.miil_in1k`` (timm's own spelling) or
+  ``timm://ecaresnet101d``: timm's ``model.safetensors`` from the Hugging
+  Face hub, with ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE`` and
+  ``HF_ENDPOINT`` apply);
+* ``https://...`` (or ``http://``): into torch hub's checkpoint cache, as
+  ``torch.hub.load_state_dict_from_url`` caches (a ``name-<sha256
+  prefix>.pth`` file name is checked against its hash).
+
+A downloaded file is written under a temporary name, checked (it must read
+through :func:`~.safe_load.load_checkpoint_file`; a released file must also
+have the released depth, kernel sizes and keys) and only then moved into
+place, with its sha256 recorded beside it (``<file>.sha256``) and verified
+whenever it is used again. ``ECA_MMDET_NO_DOWNLOAD=1`` turns downloading
+off; ``ECA_MMDET_DRIVE_URL`` (a template with ``{id}``) points ``eca://``
+at a mirror.
+"""
+import hashlib
+import http.client
+import os
+import os.path as osp
+from typing import Callable
+from urllib.parse import urlparse
+
+import torch
+from mmengine.logging import print_log
+
+from .convert import (
+    blocks_per_stage,
+    eca_kernel_sizes,
+    format_kernels,
+    to_backbone_state_dict,
+)
+from .errors import CheckpointError
+from .mmdet_v1 import convert_mmdet_v1
+from .safe_load import load_checkpoint_file
+from .zoo import (
+    RELEASED_CHECKPOINTS,
+    SCHEME,
+    cache_path,
+    manual_download,
+    resolve_uri,
+)
+
+NO_DOWNLOAD_ENV = 'ECA_MMDET_NO_DOWNLOAD'
+DRIVE_URL_ENV = 'ECA_MMDET_DRIVE_URL'
+DRIVE_URL = 'https://drive.google.com/uc?id={id}'
+HF_SCHEME = 'hf-hub:'
+TIMM_SCHEME = 'timm://'
+#: timm model name -> the hub repository of its default pretrained tag
+TIMM_WEIGHTS = {
+    'ecaresnet50d': 'timm/ecaresnet50d.miil_in1k',
+    'ecaresnet101d': 'timm/ecaresnet101d.miil_in1k',
+}
+HF_FILE = 'model.safetensors'
+URL_SCHEMES = ('http://', 'https://')
+
+
+def downloads_allowed() -> bool:
+    """False when ``ECA_MMDET_NO_DOWNLOAD`` is set (to anything but 0)."""
+    return os.environ.get(NO_DOWNLOAD_ENV, '') in ('', '0')
+
+
+def local_checkpoint(spec: str) -> str:
+    """The local file for a checkpoint spec, fetched if need be.
+
+    Args:
+        spec (str): A path, ``eca://NAME``, ``hf-hub:REPO``,
+            ``timm://MODEL`` or an ``http(s)://`` URL.
+
+    Returns:
+        str: A local path (for a plain path: the path, unchecked).
+
+    Raises:
+        CheckpointError: Unknown scheme, a malformed name, a failed or
+            disallowed download (with what to do by hand), or a cached
+            file whose sha256 changed since it was downloaded.
+    """
+    if not isinstance(spec, str) or not spec:
+        raise CheckpointError(f'checkpoint must be a path or a name such as '
+                              f'{SCHEME}resnet50_k3557, got {spec!r}')
+    if spec.startswith(SCHEME):
+        return _released(spec)
+    if spec.startswith((HF_SCHEME, TIMM_SCHEME)):
+        return _hub(spec)
+    if spec.startswith(URL_SCHEMES):
+        return _url(spec)
+    if '://' in spec:
+        raise CheckpointError(
+            f'cannot load {spec!r}: unknown scheme. Give a local path, '
+            f'{SCHEME}NAME, {HF_SCHEME}REPO, {TIMM_SCHEME}MODEL or an '
+            f'https:// URL.')
+    return spec
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify_recorded(path: str) -> str:
+    record = path + '.sha256'
+    if osp.isfile(record):  # files saved by hand have no record
+        with open(record) as f:
+            want = f.read().split()[0]
+        have = sha256_of(path)
+        if have != want:
+            raise CheckpointError(
+                f'{path} changed since it was downloaded (sha256 {have}, '
+                f'recorded {want} in {record}): delete both files to fetch '
+                f'it again')
+    return path
+
+
+def _into_cache(tmp: str, path: str, check: Callable[[str], None]) -> str:
+    """Check a downloaded file, record its sha256 and move it into place
+    (an interrupted or failed download never takes the cache name)."""
+    try:
+        check(tmp)
+        record = f'{tmp}.sha256'
+        with open(record, 'w') as f:
+            f.write(f'{sha256_of(tmp)}  {osp.basename(path)}\n')
+        os.replace(record, path + '.sha256')
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, f'{tmp}.sha256'):
+            if osp.exists(leftover):
+                os.remove(leftover)
+    return path
+
+
+def _partial(path: str) -> str:
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    return f'{path}.{os.getpid()}.partial'
+
+
+# -- eca:// -------------------------------------------------------------------
+
+def check_release(path: str, preset: str) -> None:
+    """A released file must read safely and have the release's depth,
+    ECA kernel sizes and keys."""
+    from mmdet.models.backbones import ResNet
+    info = RELEASED_CHECKPOINTS[preset]
+    raw = load_checkpoint_file(path)
+    if info['family'] == 'detector':
+        convert_mmdet_v1(raw)  # checks heads, classes, depth and kernels
+        return
+    state_dict, _ = to_backbone_state_dict(raw, 'official')
+    kernels = eca_kernel_sizes(state_dict)
+    if info['family'] == 'mobilenetv2':
+        ok = bool(kernels) and set(kernels) == {'features'} and set(
+            kernels['features']) <= {1, 3}
+    else:
+        ok = tuple(blocks_per_stage(state_dict).values()) == \
+            ResNet.arch_settings[info['depth']][1] and tuple(
+                set(ks) for ks in kernels.values()) == tuple(
+                    {k} for k in info['k_size'])
+    if not ok:
+        raise CheckpointError(
+            f'{path} is not {preset}: blocks per stage '
+            f'{dict(blocks_per_stage(state_dict))}, ECA kernels '
+            f'{format_kernels(kernels)}')
+
+
+def _released(spec: str) -> str:
+    try:
+        preset, path = cache_path(spec)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
+    if osp.isfile(path):
+        return _verify_recorded(path)
+    if preset is None:
+        try:
+            resolve_uri(spec)
+        except FileNotFoundError as e:
+            raise CheckpointError(str(e)) from None
+    manual = manual_download(preset, path)
+    if not downloads_allowed():
+        raise CheckpointError(f'{spec} is not in the cache and downloading '
+                              f'is off ({NO_DOWNLOAD_ENV} is set). ' + manual)
+    try:
+        import gdown
+    except ImportError:
+        raise CheckpointError(
+            f'{spec} is not in the cache; fetching it from Google Drive '
+            f'needs gdown (pip install gdown, or eca-mmdet[download]). Or: '
+            + manual) from None
+    url = os.environ.get(DRIVE_URL_ENV, DRIVE_URL).format(
+        id=RELEASED_CHECKPOINTS[preset]['drive'])
+    tmp = _partial(path)
+    print_log(f'{spec}: downloading {preset} from {url}', logger='current')
+    try:
+        if gdown.download(url=url, output=tmp, quiet=False) is None:
+            raise OSError('gdown fetched nothing')
+        _into_cache(tmp, path, lambda p: check_release(p, preset))
+    except (OSError, CheckpointError, gdown.exceptions.DownloadError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(
+            f'could not fetch {spec} from {url} ({reason}). This happens '
+            f'offline, behind a firewall or over Google Drive\'s download '
+            f'quota. ' + manual) from None
+    print_log(f'{spec}: saved {path} (sha256 in {path}.sha256)',
+              logger='current')
+    return path
+
+
+# -- the Hugging Face hub ----------------------------------------------------
+
+def hub_repo(spec: str) -> str:
+    """``hf-hub:timm/x.tag`` -> ``timm/x.tag``; ``timm://ecaresnet50d`` ->
+    its default pretrained repository; ``timm://x.tag`` -> ``timm/x.tag``."""
+    if spec.startswith(HF_SCHEME):
+        repo = spec[len(HF_SCHEME):]
+    else:
+        name = spec[len(TIMM_SCHEME):]
+        repo = TIMM_WEIGHTS.get(name) or (f'timm/{name}' if '.' in name
+                                          else '')
+        if not repo:
+            raise CheckpointError(
+                f'{spec}: give a timm model with its pretrained tag '
+                f'({TIMM_SCHEME}ecaresnet50d.miil_in1k) or one of '
+                f'{", ".join(TIMM_SCHEME + n for n in TIMM_WEIGHTS)}')
+    if repo.count('/') != 1 or not all(repo.split('/')):
+        raise CheckpointError(f'{spec}: expected {HF_SCHEME}OWNER/NAME, e.g. '
+                              f'{HF_SCHEME}{TIMM_WEIGHTS["ecaresnet101d"]}')
+    return repo
+
+
+def _hub(spec: str) -> str:
+    repo = hub_repo(spec)
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise CheckpointError(
+            f'{spec}: fetching from the Hugging Face hub needs '
+            f'huggingface_hub (pip install huggingface_hub, or '
+            f'eca-mmdet[download]); or download {HF_FILE} from '
+            f'https://huggingface.co/{repo} and give its path') from None
+    try:
+        return hf_hub_download(repo, HF_FILE,
+                               local_files_only=not downloads_allowed())
+    except (OSError, ValueError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(
+            f'cannot fetch {spec} ({HF_FILE} of {repo}) from the Hugging '
+            f'Face hub: {reason}. Offline or with {NO_DOWNLOAD_ENV} / '
+            f'HF_HUB_OFFLINE set, only its cache is used: fetch it ahead '
+            f'with tools/download_checkpoints.py {spec} where there is '
+            f'internet, or download {HF_FILE} from '
+            f'https://huggingface.co/{repo} and give its path.') from None
+
+
+# -- http(s) ------------------------------------------------------------------
+
+def url_cache_path(url: str) -> str:
+    """Where torch hub caches the file of ``url``."""
+    name = osp.basename(urlparse(url).path)
+    if not name:
+        raise CheckpointError(f'{url}: the URL names no file')
+    return osp.join(torch.hub.get_dir(), 'checkpoints', name)
+
+
+def _url(url: str) -> str:
+    path = url_cache_path(url)
+    if osp.isfile(path):
+        return _verify_recorded(path)
+    if not downloads_allowed():
+        raise CheckpointError(
+            f'{url} is not in the cache and downloading is off '
+            f'({NO_DOWNLOAD_ENV} is set): download it and save it as {path}')
+    match = torch.hub.HASH_REGEX.search(osp.basename(path))
+    tmp = _partial(path)
+    try:
+        torch.hub.download_url_to_file(
+            url, tmp, match.group(1) if match else None, progress=True)
+        _into_cache(tmp, path, load_checkpoint_file)
+    except (OSError, RuntimeError, ValueError,
+            http.client.HTTPException) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(
+            f'could not fetch {url} ({reason}): download it and give its '
+            f'path, or save it as {path}') from None
+    return path

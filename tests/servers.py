@@ -1,0 +1,79 @@
+"""A real HTTP server on 127.0.0.1 standing in for the internet in tests."""
+import http.server
+import threading
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+
+@dataclass
+class Route:
+    """What the server answers for one path: ``body`` with ``status`` and
+    ``headers``; ``cut_after`` bytes of it, then the connection drops (an
+    interrupted transfer that announced the full length)."""
+    body: bytes = b''
+    status: int = 200
+    headers: Dict[str, str] = field(default_factory=dict)
+    cut_after: Optional[int] = None
+
+
+class LoopbackServer:
+    """Serves ``routes`` (path without query -> :class:`Route`) on a free
+    port of 127.0.0.1 inside a ``with`` block, and records each request as
+    ``(method, path)``. It shuts itself down after ``timeout`` seconds
+    whatever happens."""
+
+    def __init__(self, routes: Dict[str, Route], timeout: float = 120):
+        self.routes = routes
+        self.requests: List[tuple] = []
+        self.timeout = timeout
+
+    def url(self, path: str = '') -> str:
+        return f'http://127.0.0.1:{self.port}{path}'
+
+    def gets(self, path: str) -> int:
+        return sum(1 for m, p in self.requests
+                   if m == 'GET' and p.split('?')[0] == path)
+
+    def __enter__(self):
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def answer(self, with_body):
+                server.requests.append((self.command, self.path))
+                route = server.routes.get(self.path.split('?')[0],
+                                          Route(b'not found', 404))
+                self.send_response(route.status)
+                for key, value in route.headers.items():
+                    self.send_header(key, value)
+                self.send_header('Content-Length', str(len(route.body)))
+                self.end_headers()
+                if with_body:
+                    self.wfile.write(route.body[:route.cut_after])
+                    if route.cut_after is not None:
+                        self.close_connection = True
+
+            def do_GET(self):
+                self.answer(True)
+
+            def do_HEAD(self):
+                self.answer(False)
+
+        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                                     Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+        self.timer = threading.Timer(self.timeout, self.httpd.shutdown)
+        self.timer.daemon = True
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.timer.cancel()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(10)
