@@ -145,15 +145,15 @@ def _partial(path: str) -> str:
 
 # -- eca:// -------------------------------------------------------------------
 
-def check_release(path: str, preset: str) -> None:
+def check_release(path: str, preset: str) -> str:
     """A released file must read safely and have the release's depth,
-    ECA kernel sizes and keys."""
+    ECA kernel sizes and keys; returns what was checked."""
     from mmdet.models.backbones import ResNet
     info = RELEASED_CHECKPOINTS[preset]
     raw = load_checkpoint_file(path)
     if info['family'] == 'detector':
-        convert_mmdet_v1(raw)  # checks heads, classes, depth and kernels
-        return
+        _, config = convert_mmdet_v1(raw)  # heads, classes, depth, kernels
+        return f'an MMDetection v1 detector for configs/released/{config}.py'
     state_dict, _ = to_backbone_state_dict(raw, 'official')
     kernels = eca_kernel_sizes(state_dict)
     if info['family'] == 'mobilenetv2':
@@ -164,11 +164,11 @@ def check_release(path: str, preset: str) -> None:
             ResNet.arch_settings[info['depth']][1] and tuple(
                 set(ks) for ks in kernels.values()) == tuple(
                     {k} for k in info['k_size'])
+    found = (f'blocks per stage {dict(blocks_per_stage(state_dict))}, ECA '
+             f'kernels {format_kernels(kernels)}')
     if not ok:
-        raise CheckpointError(
-            f'{path} is not {preset}: blocks per stage '
-            f'{dict(blocks_per_stage(state_dict))}, ECA kernels '
-            f'{format_kernels(kernels)}')
+        raise CheckpointError(f'{path} is not {preset}: {found}')
+    return found
 
 
 def _released(spec: str) -> str:
@@ -201,15 +201,17 @@ def _released(spec: str) -> str:
     try:
         if gdown.download(url=url, output=tmp, quiet=False) is None:
             raise OSError('gdown fetched nothing')
-        _into_cache(tmp, path, lambda p: check_release(p, preset))
+        checked = []
+        _into_cache(tmp, path,
+                    lambda p: checked.append(check_release(p, preset)))
     except (OSError, CheckpointError, gdown.exceptions.DownloadError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(
             f'could not fetch {spec} from {url} ({reason}). This happens '
             f'offline, behind a firewall or over Google Drive\'s download '
             f'quota. ' + manual) from None
-    print_log(f'{spec}: saved {path} (sha256 in {path}.sha256)',
-              logger='current')
+    print_log(f'{spec}: checked ({checked[0]}); saved {path} (sha256 in '
+              f'{path}.sha256)', logger='current')
     return path
 
 
