@@ -48,7 +48,9 @@ def test_import_only_registers_models_and_eca_scheme():
     assert after['prefixes'] == before['prefixes']
     added = {k: v for k, v in after['schemes'].items()
              if before['schemes'].get(k) != v}
-    assert list(added) == ['eca://']
+    # only new names: none of mmengine's own schemes is replaced
+    assert sorted(added) == ['eca://', 'hf-hub:', 'timm://']
+    assert not set(added) & set(before['schemes'])
     assert after['root_models'] == before['root_models']
     assert after['hooks'] == before['hooks']
     new_models = set(after['models']) - set(before['models'])
@@ -63,7 +65,9 @@ def test_engine_is_the_opt_in():
     r = probe('eca_mmdet', 'eca_mmdet.engine')
     before, after = r['before'], r['after']
     assert after['backend'] == 'AtomicLocalBackend'
-    assert after['schemes'][''].startswith('eca_mmdet.')
+    for scheme in ('', 'http://', 'https://'):  # read by the safe loader
+        assert after['schemes'][scheme].startswith('eca_mmdet.')
+        assert before['schemes'][scheme].startswith('mmengine.')
     assert {'SafeCheckpointHook', 'FiniteLossHook', 'EpochSeedHook',
             'ImageFilesCheckHook'} <= set(after['hooks']) - \
         set(before['hooks'])
