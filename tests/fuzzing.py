@@ -32,6 +32,7 @@ import struct
 import sys
 import tempfile
 import time
+import traceback
 import warnings
 import zipfile
 
@@ -344,7 +345,8 @@ class Fuzzer:
             outcome = 'our error'
         except Exception as e:  # the property: this must never happen
             outcome = 'anything else'
-            self.failures.append(f'{type(e).__name__}: {e}'[:300])
+            self.failures.append(f'{type(e).__name__}: {e}'[:300] + '\n'
+                                 + traceback.format_exc()[-2000:])
         finally:
             faulthandler.cancel_dump_traceback_later()
         self.slowest = max(self.slowest, time.perf_counter() - t)

@@ -177,7 +177,7 @@ def _check_torch_reader_agrees(path: str, records: set) -> None:
     (no second reading of the archive that differs from Python's)."""
     try:
         seen = set(torch._C.PyTorchFileReader(path).get_all_records())
-    except RuntimeError as e:
+    except (RuntimeError, UnicodeDecodeError) as e:  # names not UTF-8
         raise CheckpointError(
             f'cannot read checkpoint {path}: torch cannot open the zip '
             f'archive ({str(e).splitlines()[0]}); download or save it '
