@@ -124,7 +124,7 @@ def test_https_url_cached_checked_and_read_safely(caches):
         _pretrained(srv.url('/w/cut.pth'), **R18)
 
         # a cached file that changed since it was downloaded
-        (cache / 'eca18.pth').write_bytes(good[:-1] + b'\x00')
+        (cache / 'eca18.pth').write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
         with pytest.raises(CheckpointError, match='changed since it was '
                                                   'downloaded'):
             _pretrained(srv.url('/w/eca18.pth'), **R18)
