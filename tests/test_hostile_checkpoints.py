@@ -147,15 +147,19 @@ def test_deep_nesting_huge_claims_and_memo(tmp_path):
         'long_str.pth': (b'\x80\x04\x8d' + (10 ** 12).to_bytes(8, 'little')
                          + b'abc.', 'truncated, corrupt'),
         # memo index 2^30: the C unpickler would allocate 16 GiB for it
-        'memo.pth': (b'\x80\x02K\x01r\x00\x00\x00\x40.', None),
+        'memo.pth': (b'\x80\x02K\x01r\x00\x00\x00\x40.', 1),
+        # a list of 300,000 references in 600 kB: as large as the file
+        # allows, no more
+        'long_list.pth': (b'\x80\x02K\x01q\x00]q\x01(' + b'h\x00' * 300_000
+                          + b'e.', [1] * 300_000),
     }
     for name, (pickled, match) in cases.items():
         path = str(tmp_path / name)
         write_zip_checkpoint(path, pickled, {})
 
         def load():
-            if match is None:
-                assert load_checkpoint_file(path) == 1
+            if not isinstance(match, str):
+                assert load_checkpoint_file(path) == match
             else:
                 with pytest.raises(CheckpointError, match=match):
                     load_checkpoint_file(path)
