@@ -46,6 +46,8 @@ ZIP_METADATA = frozenset({'version', '.data/version', 'byteorder',
                           '.data/serialization_id', '.format_version',
                           '.storage_alignment'})
 _STORAGE_RECORD = re.compile(r'data/\d+')
+#: storage key -> (bytes, bytes per element), as the pickle names them
+Storages = Dict[str, Tuple[int, int]]
 
 
 def _is_safetensors(head: bytes) -> bool:
@@ -117,7 +119,7 @@ def _check_zip(path: str) -> None:
             f'cannot read checkpoint {path}: a damaged zip archive '
             f'({type(e).__name__}: {e}); download or save it again') from None
     _check_torch_reader_agrees(path, set(records))
-    storages = _scan(path, pickled, legacy=False)
+    _, storages = _scan(path, io.BytesIO(pickled), legacy=False)
     for key, (nbytes, _) in storages.items():
         info = records.get(f'data/{key}')
         if info is None or info.file_size != nbytes:
@@ -195,7 +197,7 @@ def _check_legacy(path: str) -> None:
     size = os.path.getsize(path)
     with open(path, 'rb') as f:
         try:
-            magic = _scan_value(path, f)
+            magic, _ = _scan(path, f, legacy=True)
         except CheckpointError:
             magic = None
         if magic != LEGACY_MAGIC:
@@ -204,10 +206,10 @@ def _check_legacy(path: str) -> None:
                 f'checkpoint (neither a torch.save zip archive nor the '
                 f'legacy format, nor safetensors); is it complete, and not '
                 f'an HTML page saved by a failed download?')
-        _scan_value(path, f)  # protocol version
-        _scan_value(path, f)  # sys_info
-        storages = _scan(path, f, legacy=True)
-        keys = _scan_value(path, f)
+        _scan(path, f, legacy=True)  # protocol version
+        _scan(path, f, legacy=True)  # sys_info
+        _, storages = _scan(path, f, legacy=True)
+        keys, _ = _scan(path, f, legacy=True)
         if not isinstance(keys, list) or not all(isinstance(k, str)
                                                  for k in keys):
             _corrupt(path, 'the list of storage keys is malformed')
@@ -268,11 +270,11 @@ class _ScanUnpickler(pickle._Unpickler):
     :class:`~.allow_list.AllowListUnpickler`)
     with inert globals; collects the storages the pickle names."""
 
-    def __init__(self, file, path: str, legacy: bool):
+    def __init__(self, file, legacy: bool):
         super().__init__(file, encoding='latin1')
-        self.path, self.legacy = path, legacy
+        self.legacy = legacy
         self.allowed = {**TENSOR_GLOBALS, **ALLOWED}
-        self.storages: Dict[str, Tuple[int, int]] = {}
+        self.storages: Storages = {}
         self.views: List[Tuple[str, int, int]] = []
 
     def find_class(self, module: str, name: str) -> Any:
@@ -331,20 +333,13 @@ def _element_size(storage_type: Any) -> int:
     return STORAGE_ELEMENT_SIZES.get(getattr(storage_type, 'origin', ''), 0)
 
 
-def _scan(path: str, source, legacy: bool) -> Dict[str, Tuple[int, int]]:
-    """Unpickle the object pickle inertly; return the storages it names
-    (key -> (bytes, element size))."""
-    file = io.BytesIO(source) if isinstance(source, bytes) else source
-    unpickler = _ScanUnpickler(file, path, legacy)
+def _scan(path: str, file, legacy: bool) -> Tuple[Any, Storages]:
+    """Unpickle one pickle from ``file`` inertly and check its nesting;
+    return it and the storages it names (key -> (bytes, element size))."""
+    unpickler = _ScanUnpickler(file, legacy)
     obj = _run(path, unpickler)
     _check_depth(path, obj)
-    return unpickler.storages
-
-
-def _scan_value(path: str, f) -> Any:
-    obj = _run(path, _ScanUnpickler(f, path, legacy=True))
-    _check_depth(path, obj)
-    return obj
+    return obj, unpickler.storages
 
 
 def _run(path: str, unpickler: _ScanUnpickler) -> Any:
