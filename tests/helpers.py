@@ -1,21 +1,9 @@
 """Shared test helpers."""
-import importlib.util
 import os.path as osp
 
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def load_tool(path):
-    """A script under tools/ (``'train'``, ``'analysis/complexity'``) as a
-    module, so tests call its functions in-process."""
-    name = path.replace('/', '_')
-    spec = importlib.util.spec_from_file_location(
-        f'tools_{name}', osp.join(ROOT, 'tools', f'{path}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def randomize_bn(model, seed=0):

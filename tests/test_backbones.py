@@ -8,6 +8,8 @@ import eca_mmdet  # noqa: F401
 from eca_mmdet.backbones import ECAMobileNetV2, ECAResNet, ECAResNetV1d
 from eca_mmdet.checkpoint import RELEASED_CHECKPOINTS
 
+from helpers import randomize_bn
+
 BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3),
           101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 
@@ -59,19 +61,37 @@ def test_kernel_size_forms():
     (dict(depth=50, k_size=(3, 5, 5, 7, 9)), 'one entry per stage'),
     (dict(depth=42), 'invalid depth 42'),
     (dict(arch='eca_resnet51_k3557'), 'unknown ECA-ResNet arch'),
-    (dict(depth=101, arch='eca_resnet50_k3557'), 'contradicts'),
-    (dict(arch='eca_resnet50_k3557', k_size=3),
-     r'k_size=3 contradicts .*give arch for the released weights'),
-    (dict(arch='eca_resnet50_k3557', k_size=None), 'contradicts'),
+    (dict(depth=101, arch='eca_resnet50_k3557'),
+     r"arch='eca_resnet50_k3557' sets depth 50 and k_size \(3, 5, 5, 7\)"),
+    (dict(arch='eca_resnet50_k3557', k_size=5), 'give arch without k_size'),
+    (dict(arch='eca_resnet50_k3557', k_size=None), 'without k_size'),
+    (dict(arch='eca_resnet50_k3557', k_size=(3, 5, 5, 7)), 'without k_size'),
 ])
 def test_bad_arguments_are_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ECAResNet(**kwargs)
 
 
-def test_arch_with_its_own_kernel_sizes_is_accepted():
-    m = ECAResNet(arch='eca_resnet50_k3557', k_size=(3, 5, 5, 7))
-    assert m.stage_k_sizes == (3, 5, 5, 7) and m.depth == 50
+def test_bottleneck_after_conv3_plugins_run_before_eca():
+    """mmdet's after_conv3 plugins sit between norm3 and ECA, which stays
+    last before the residual add (the paper's place); the block's one tail
+    computes ``identity + eca(plugin(norm3(conv3(.))))``."""
+    plugin = dict(cfg=dict(type='SE', reduction=4), position='after_conv3')
+    m = ECAResNet(depth=50, plugins=[plugin]).eval()
+    randomize_bn(m)
+    blk = m.layer1[1]
+    x = torch.randn(2, 256, 16, 16)
+    with torch.no_grad():
+        out = blk.relu(blk.norm1(blk.conv1(x)))
+        out = blk.relu(blk.norm2(blk.conv2(out)))
+        z = blk.se(blk.norm3(blk.conv3(out)))
+        want = torch.relu(x + z * torch.sigmoid(blk.eca.conv(
+            z.mean((2, 3))[:, None, :]))[:, 0, :, None, None])
+        assert torch.allclose(blk(x), want, atol=1e-5)
+    x.requires_grad_(True)
+    blk.train()(x).sum().backward()
+    assert blk.eca.conv.weight.grad is not None
+    assert blk.se.fc1.weight.grad is not None
 
 
 @pytest.mark.parametrize('depth', [18, 50])

@@ -166,6 +166,22 @@ def test_test_tool_with_broken_annotations(copy, tmp_path):
                            "no 'images' list")
 
 
+def test_errors_outside_ours_keep_their_traceback(copy, tmp_path):
+    """Only our own errors (and the annotation diagnosis of a data-loading
+    failure, above) become one line: a ValueError from model code, here
+    ECA's check of a kernel size, is shown with its traceback."""
+    r = run_tool('train.py', CONFIG, '--work-dir', str(tmp_path / 'w'),
+                 '--data-root', copy + '/', '--cfg-options', *TINY,
+                 'model.backbone.k_size=4')
+    assert r.returncode == 1, r.stderr[-3000:]
+    assert 'Traceback' in r.stderr
+    assert 'eca_mmdet/layers/eca.py' in r.stderr
+    assert r.stderr.rstrip().splitlines()[-1].startswith(
+        'ValueError: ECA k_size must be a positive odd int')
+    assert not [ln for ln in r.stderr.splitlines()
+                if ln.startswith('error:')]
+
+
 # -- benign: handled as mmdet users expect ----------------------------------
 
 def _break_benignly(root):

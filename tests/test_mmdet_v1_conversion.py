@@ -5,6 +5,8 @@ through tools/test.py, and bad files are refused with a clear message."""
 import json
 import os.path as osp
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from eca_mmdet.checkpoint import CheckpointError, load_checkpoint_file
 from eca_mmdet.checkpoint.mmdet_v1 import convert_mmdet_v1
 
 from ckpt_utils import mmdet_v1_layout
-from helpers import ROOT, load_tool
+from helpers import ROOT
 
 RELEASED = {  # config -> the authors' file name
     'faster_rcnn_eca_r50_v1': 'faster_rcnn_ecanet50_k5_bs8_lr0.01',
@@ -46,23 +48,16 @@ def save_v1(model, name, path):
 
 
 @pytest.mark.parametrize('name', sorted(RELEASED))
-def test_v1_file_converts_back_to_the_original_weights(name, tmp_path,
-                                                       capsys):
+def test_v1_file_converts_back_to_the_original_weights(name, tmp_path):
     model = released_model(name)
     save_v1(model, name, tmp_path / 'v1.pth')
-    out = tmp_path / 'converted.pth'
-    assert load_tool('convert_checkpoint').main(
-        [str(tmp_path / 'v1.pth'), str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert f'configs/released/{name}.py' in printed
-    assert RELEASED[name] in printed  # the v1 config path, from meta
-    ckpt = load_checkpoint_file(str(out))  # weights_only-safe
+    converted, config = convert_mmdet_v1(
+        load_checkpoint_file(str(tmp_path / 'v1.pth')))
+    assert config == name
     want = model.state_dict()
-    assert list(ckpt['state_dict']) == list(want)
+    assert list(converted) == list(want)
     for key, value in want.items():
-        assert torch.equal(ckpt['state_dict'][key], value), key
-    classes = ckpt['meta']['dataset_meta']['classes']
-    assert len(classes) == 80 and classes[0] == 'person'
+        assert torch.equal(converted[key], value), key
 
 
 # the four bias vectors mmdet's upgrade_model_version.py gets wrong on v1
@@ -119,7 +114,16 @@ def coco_layout(root, num_images=2, size=(160, 120)):
         json.dump(dict(images=images, annotations=anns, categories=cats), f)
 
 
-def test_converted_file_evaluates_through_test_tool(tmp_path, capsys):
+def run_tool(tool, *args):
+    """Run ``tools/<tool>`` as a user would; return what it printed."""
+    r = subprocess.run([sys.executable, osp.join(ROOT, 'tools', tool),
+                        *map(str, args)], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    return r.stdout
+
+
+def test_converted_file_evaluates_through_test_tool(tmp_path):
     """A v1 Mask R-CNN whose classifier favours 'person' converts, loads in
     tools/test.py and tools/infer.py and predicts 'person' (label 0): had
     background stayed first, the favoured row would be background and
@@ -130,15 +134,18 @@ def test_converted_file_evaluates_through_test_tool(tmp_path, capsys):
         model.roi_head.bbox_head.fc_cls.bias[0] = 20.  # person
     save_v1(model, name, tmp_path / 'v1.pth')
     ckpt = tmp_path / 'converted.pth'
-    assert load_tool('convert_checkpoint').main(
-        [str(tmp_path / 'v1.pth'), str(ckpt)]) == 0
+    printed = run_tool('convert_checkpoint.py', tmp_path / 'v1.pth', ckpt)
+    assert f'configs/released/{name}.py' in printed
+    assert RELEASED[name] in printed  # the v1 config path, from meta
+    meta = load_checkpoint_file(str(ckpt))['meta']
+    classes = meta['dataset_meta']['classes']
+    assert len(classes) == 80 and classes[0] == 'person'
     coco_layout(tmp_path / 'coco')
     out = tmp_path / 'results.pkl'
-    assert load_tool('test').main([
-        osp.join(ROOT, 'configs', 'released', f'{name}.py'), str(ckpt),
-        '--data-root', str(tmp_path / 'coco'), '--work-dir',
-        str(tmp_path / 'work'), '--out', str(out)]) == 0
-    printed = capsys.readouterr().out
+    printed = run_tool(
+        'test.py', osp.join(ROOT, 'configs', 'released', f'{name}.py'),
+        ckpt, '--data-root', tmp_path / 'coco', '--work-dir',
+        tmp_path / 'work', '--out', out)
     assert 'coco/bbox_mAP=' in printed and 'coco/segm_mAP=' in printed
     with open(out, 'rb') as f:
         results = pickle.load(f)
@@ -150,10 +157,9 @@ def test_converted_file_evaluates_through_test_tool(tmp_path, capsys):
 
     # and tools/infer.py draws and saves its predictions
     out_dir = tmp_path / 'infer'
-    assert load_tool('infer').main([
-        str(tmp_path / 'coco' / 'val2017'),
-        osp.join(ROOT, 'configs', 'released', f'{name}.py'), str(ckpt),
-        '--out-dir', str(out_dir), '--device', 'cpu']) == 0
+    run_tool('infer.py', tmp_path / 'coco' / 'val2017',
+             osp.join(ROOT, 'configs', 'released', f'{name}.py'), ckpt,
+             '--out-dir', out_dir, '--device', 'cpu')
     assert len(list((out_dir / 'vis').iterdir())) == 2
     for pred in (out_dir / 'preds').iterdir():
         pred = json.loads(pred.read_text())
@@ -193,6 +199,11 @@ def test_clear_errors(tmp_path):
     # through the tool: one error line, exit 1, nothing written
     torch.save({'meta': {'mmdet_version': '1.0rc1'}, 'state_dict': {
         'backbone.conv1.weight': torch.zeros(1)}}, tmp_path / 'bad.pth')
-    assert load_tool('convert_checkpoint').main(
-        [str(tmp_path / 'bad.pth'), str(tmp_path / 'out.pth')]) == 1
+    r = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'convert_checkpoint.py'),
+         str(tmp_path / 'bad.pth'), str(tmp_path / 'out.pth')],
+        capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2, r.stderr[-2000:]
+    (line, ) = r.stderr.strip().splitlines()
+    assert line.startswith('error: ')
     assert not (tmp_path / 'out.pth').exists()

@@ -185,8 +185,30 @@ def test_mmengine_writes_checkpoints_through_the_atomic_backend(tmp_path,
     assert [p.name for p in tmp_path.iterdir()] == ['epoch_1.pth']
 
 
+def test_mmengine_private_surface(tmp_path):
+    """The one private mmengine attribute eca_mmdet uses
+    (engine/atomic_backend.py): mmengine caches built file backends in
+    ``mmengine.fileio.io.backend_instances``; a ``LocalBackend`` cached
+    before the opt-in is dropped there so that writes become atomic."""
+    from mmengine.fileio import LocalBackend, get_file_backend
+    from mmengine.fileio import io as mmengine_io
+    from mmengine.fileio.backends import register_backend
+
+    from eca_mmdet.engine import AtomicLocalBackend
+    from eca_mmdet.engine.atomic_backend import register_atomic_backend
+    assert isinstance(mmengine_io.backend_instances, dict)
+    register_backend('local', LocalBackend, force=True, prefixes='')
+    try:
+        stale = get_file_backend(str(tmp_path))
+        assert type(stale) is LocalBackend
+        assert stale in mmengine_io.backend_instances.values()
+    finally:
+        register_atomic_backend()
+    assert type(get_file_backend(str(tmp_path))) is AtomicLocalBackend
+
+
 def _fake_runner(tmp_path, saved):
-    from mmengine.logging import MessageHub
+    from mmengine.logging import MessageHub, MMLogger
 
     def save_checkpoint(out_dir, filename, *a, **k):
         if saved.get('crash'):
@@ -196,26 +218,30 @@ def _fake_runner(tmp_path, saved):
 
     return types.SimpleNamespace(
         work_dir=str(tmp_path), message_hub=MessageHub.get_instance('fake'),
+        logger=MMLogger.get_instance('fake'), epoch=0, iter=0, max_epochs=9,
         save_checkpoint=save_checkpoint)
 
 
 def test_safe_checkpoint_hook_order(tmp_path):
+    """Driven through mmengine's public hook methods: the old checkpoint is
+    removed only after the new one and its pointer are in place."""
     saved = {}
     runner = _fake_runner(tmp_path, saved)
+    (tmp_path / 'epoch_8.pth').write_bytes(b'from a longer earlier run')
     hook = SafeCheckpointHook(interval=1, max_keep_ckpts=1)
-    hook.out_dir = str(tmp_path)
-    from collections import deque
-    hook.keep_ckpt_ids = deque(maxlen=1)  # as set in before_train
-    from mmengine.fileio import get_file_backend
-    hook.file_backend = get_file_backend(str(tmp_path))
-    hook._save_checkpoint_with_step(runner, 1, {})
-    hook._save_checkpoint_with_step(runner, 2, {})
-    assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_2.pth']
+    hook.before_train(runner)
+    for epoch in (0, 1):
+        runner.epoch = epoch
+        hook.after_train_epoch(runner)
+    assert saved['files'] == ['epoch_1.pth', 'epoch_2.pth']
+    assert sorted(p.name for p in tmp_path.glob('*.pth')) == [
+        'epoch_2.pth', 'epoch_8.pth']  # later steps are not this run's
     assert (tmp_path / 'last_checkpoint').read_text().endswith('epoch_2.pth')
     # killed while writing epoch 3: epoch 2 and its pointer survive
     saved['crash'] = True
+    runner.epoch = 2
     with pytest.raises(KeyboardInterrupt):
-        hook._save_checkpoint_with_step(runner, 3, {})
+        hook.after_train_epoch(runner)
     assert (tmp_path / 'epoch_2.pth').read_bytes() == b'ckpt'
     assert (tmp_path / 'last_checkpoint').read_text().endswith('epoch_2.pth')
     assert not list(tmp_path.glob('*.tmp'))

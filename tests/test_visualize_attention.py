@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from helpers import ROOT, load_tool
+from helpers import ROOT
 
 TOOL = osp.join(ROOT, 'tools', 'analysis', 'visualize_attention.py')
 ECA_CFG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_eca_r18_shapes.py')
@@ -48,15 +48,23 @@ def setup(tmp_path_factory):
 
 
 def test_recorded_weights_equal_independent_gates(setup):
-    root, ckpts, _ = setup
-    tool = load_tool('analysis/visualize_attention')
-    res = tool.collect(ECA_CFG, ckpts['eca'], 'test', None, root)
+    root, ckpts, tmp = setup
+    js = str(tmp / 'eca.json')
+    r = subprocess.run(
+        [sys.executable, TOOL, ECA_CFG, ckpts['eca'], '--data-root', root,
+         '--out', str(tmp / 'eca.png'), '--json', js], capture_output=True,
+        text=True, cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert r.returncode == 0, r.stderr[-3000:]
+    with open(js) as f:
+        (res, ) = json.load(f)
     assert res['attention'] == 'ECA' and res['images'] == 6
     assert list(res['per_class'])[0] == 'conv_2_1'
     assert len(res['per_class']) == 8   # ResNet-18: 2 blocks x 4 stages
 
     # independent: run the block's layers by hand on its captured input
-    model, cfg = tool.load_model(ECA_CFG, ckpts['eca'], root)
+    from eca_mmdet.cli import init_model, load_config
+    cfg = load_config(ECA_CFG, data_root=root)
+    model = init_model(cfg, ckpts['eca'], strict=True)
     from mmdet.registry import DATASETS
     from mmengine.dataset import pseudo_collate
     ds = DATASETS.build(cfg.test_dataloader.dataset)

@@ -26,6 +26,7 @@ import os.path as osp
 import sys
 
 import torch
+from mmdet.utils import register_all_modules
 
 from eca_mmdet.checkpoint import (
     CheckpointError,
@@ -33,43 +34,25 @@ from eca_mmdet.checkpoint import (
     load_checkpoint_file,
     to_backbone_state_dict,
 )
+from eca_mmdet.checkpoint.convert import backbone_config
 from eca_mmdet.checkpoint.mmdet_v1 import convert_mmdet_v1, is_mmdet_v1
 from eca_mmdet.checkpoint.sources import local_checkpoint
 from eca_mmdet.checkpoint.zoo import presets_for
+from eca_mmdet.cli import run_tool
 
 RELEASED = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                     'configs', 'released')
 
-DEPTHS = {(2, 2, 2, 2, False): 18, (3, 4, 6, 3, False): 34,
-          (3, 4, 6, 3, True): 50, (3, 4, 23, 3, True): 101,
-          (3, 8, 36, 3, True): 152}
+register_all_modules()  # mmdet's names, for the configs' detectors
 
 
-def describe(state_dict):
-    """Infer the backbone config that ``state_dict`` belongs to."""
-    kernels = eca_kernel_sizes(state_dict)
-    if 'features.0.0.weight' in state_dict:
-        return dict(type='ECAMobileNetV2'), kernels
-    blocks = []
-    for stage in range(1, 5):
-        idx = {k.split('.')[1] for k in state_dict
-               if k.startswith(f'layer{stage}.')}
-        blocks.append(len(idx))
-    bottleneck = 'layer1.0.conv3.weight' in state_dict
-    depth = DEPTHS.get((*blocks, bottleneck))
-    if depth is None:
-        raise CheckpointError(f'unrecognised ResNet layout: blocks per stage '
-                              f'{blocks}, bottleneck={bottleneck}')
-    per_stage = []
-    for ks in kernels.values():
-        if len(set(ks)) != 1:
-            raise CheckpointError(f'ECA kernel sizes vary inside a stage: '
-                                  f'{dict(kernels)}')
-        per_stage.append(ks[0])
-    v1d = 'stem.0.weight' in state_dict
-    cfg = dict(type='ECAResNetV1d' if v1d else 'ECAResNet', depth=depth,
-               k_size=tuple(per_stage))
-    return cfg, kernels
+def load_strictly(model, state_dict, what):
+    """The check before anything is written."""
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f'the converted weights do not load into '
+                              f'{what}: {e}') from e
 
 
 def convert_detector(raw, src, dst):
@@ -80,7 +63,7 @@ def convert_detector(raw, src, dst):
     state_dict, name = convert_mmdet_v1(raw)
     config = osp.join(RELEASED, f'{name}.py')
     model_cfg = Config.fromfile(config).model
-    MODELS.build(model_cfg).load_state_dict(state_dict, strict=True)
+    load_strictly(MODELS.build(model_cfg), state_dict, config)
     meta = raw['meta']
     v1_config = str(meta.get('config', '')).split('\n', 1)[0]
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
@@ -106,8 +89,8 @@ def convert_backbone(raw, fmt, dst):
     """ImageNet weights -> plain backbone state_dict."""
     from mmdet.registry import MODELS
     state_dict, fmt = to_backbone_state_dict(raw, fmt)
-    cfg, kernels = describe(state_dict)
-    MODELS.build(cfg).load_state_dict(state_dict, strict=True)
+    cfg, kernels = backbone_config(state_dict), eca_kernel_sizes(state_dict)
+    load_strictly(MODELS.build(cfg), state_dict, cfg)
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     torch.save(state_dict, dst)
     print(f'source layout: {fmt}; {len(state_dict)} tensors')
@@ -139,21 +122,12 @@ def main(argv=None):
                         help='key layout of an ImageNet SRC (default: '
                         'detect)')
     args = parser.parse_args(argv)
-    from mmdet.utils import register_all_modules
-    register_all_modules()  # mmdet's and (below) our names
-    import eca_mmdet  # noqa: F401
-
-    try:
-        raw = load_checkpoint_file(local_checkpoint(args.src))
-        if is_mmdet_v1(raw):
-            convert_detector(raw, args.src, args.dst)
-        else:
-            convert_backbone(raw, args.format, args.dst)
-    except (CheckpointError, RuntimeError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
-    return 0
+    raw = load_checkpoint_file(local_checkpoint(args.src))
+    if is_mmdet_v1(raw):
+        convert_detector(raw, args.src, args.dst)
+    else:
+        convert_backbone(raw, args.format, args.dst)
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))

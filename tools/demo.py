@@ -94,49 +94,36 @@ def main(argv=None):
     generate_dataset(args.data_root, args.num_train, args.num_val,
                      seed=args.seed)
 
-    train_args = train.parse_args(
-        [CONFIG, *common, '--cfg-options', f'randomness.seed={args.seed}']
-        + (['--resume'] if args.resume else []))
-
-    def train_cfg():
-        cfg = train.build_cfg(train_args)
+    with quiet():
+        cfg = train.build_cfg(train.parse_args(
+            [CONFIG, *common, '--cfg-options', f'randomness.seed={args.seed}']
+            + (['--resume'] if args.resume else [])))
         # evaluated once after training, below, with tools/test.py's code
         cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
         say(f'[2/3] training for {cfg.train_cfg.max_epochs} epochs (full '
             f'log in {args.work_dir}/<time>/, --verbose shows it here)')
-        return cfg
-
-    def fit(runner):
+        runner = cli.build_runner(cfg, runner_cls)
         if not args.verbose:
             runner.register_hook(ProgressBarHook())
-        runner.train()
-        return runner
-
-    with quiet():
-        code, runner = cli.run(train_cfg, fit, runner_cls=runner_cls)
-    if code:
-        return code
+        with cli.diagnose_data_errors(cfg):
+            runner.train()
     t_train = time.time() - t0
     ckpt = osp.join(args.work_dir, f'epoch_{runner.max_epochs}.pth')
     log = osp.relpath(osp.join(runner.log_dir, f'{runner.timestamp}.log'))
     del runner
 
-    def evaluate(runner):
-        if args.verbose:
-            return test.test(runner)
-        runner.register_hook(ProgressBarHook())
-        with contextlib.redirect_stdout(io.StringIO()) as coco_output:
-            metrics = test.test(runner)
-        runner.logger.info(coco_output.getvalue())  # to the log file
-        return metrics
-
     say(f'[3/3] COCO evaluation of {ckpt} on the val images')
     with quiet():
-        code, metrics = cli.run(
-            lambda: test.build_cfg(test.parse_args([CONFIG, ckpt, *common])),
-            evaluate, loaders=('test_dataloader', ), runner_cls=runner_cls)
-    if code:
-        return code
+        cfg = test.build_cfg(test.parse_args([CONFIG, ckpt, *common]))
+        runner = cli.build_runner(cfg, runner_cls)
+        if not args.verbose:
+            runner.register_hook(ProgressBarHook())
+        with contextlib.redirect_stdout(io.StringIO()) as coco_output, \
+                cli.diagnose_data_errors(cfg, ('test_dataloader', )):
+            metrics = runner.test()
+        runner.logger.info(coco_output.getvalue())  # to the log file
+        if args.verbose:
+            print(coco_output.getvalue())
     config = osp.relpath(CONFIG)
     say('', f'COCO AP@[.5:.95] on {args.num_val} val images:',
         ap_table(metrics), '', f'checkpoint: {ckpt}', f'log       : {log}',
@@ -148,8 +135,8 @@ def main(argv=None):
         '            what ECA learned per class:',
         f'  python tools/analysis/visualize_attention.py {config} {ckpt} '
         f'--data-root {args.data_root}')
-    return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from eca_mmdet.cli import run_tool
+    sys.exit(run_tool(main))

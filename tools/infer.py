@@ -18,8 +18,9 @@ import argparse
 import os.path as osp
 import sys
 
-from mmengine.config import Config
+from mmdet.apis import DetInferencer
 
+import eca_mmdet.engine  # noqa: F401  (opt-in: safe checkpoint reads)
 from eca_mmdet import cli
 
 
@@ -40,40 +41,25 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def build_cfg(args):
-    for path, what in ((args.config, 'config file'),
-                       (args.checkpoint, 'checkpoint')):
-        cli.check_file_exists(path, what)
+def main(argv=None):
+    args = parse_args(argv)
+    cli.check_file_exists(args.checkpoint, 'checkpoint')
     if not osp.exists(args.inputs):
-        raise FileNotFoundError(f'image or folder not found: {args.inputs}')
+        raise cli.MissingFileError(
+            f'image or folder not found: {args.inputs}')
     if not 0 <= args.score_thr <= 1:
         raise cli.ConfigError(
             f'--score-thr must be between 0 and 1, got {args.score_thr}')
-    cfg = Config.fromfile(args.config)
+    cfg = cli.load_config(args.config)
     cli.skip_pretrained_init(cfg)
-    return cfg
-
-
-def infer(cfg, args):
-    """Run mmdet's inferencer; return the number of images processed."""
-    from mmdet.apis import DetInferencer
     inferencer = DetInferencer(model=cfg, weights=args.checkpoint,
                                device=args.device, show_progress=False)
     result = inferencer(args.inputs, batch_size=args.batch_size,
                         out_dir=args.out_dir, pred_score_thr=args.score_thr,
                         no_save_pred=False)
-    return len(result['predictions'])
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    code, count = cli.guarded(lambda: build_cfg(args),
-                              lambda cfg: infer(cfg, args), loaders=())
-    if code == 0:
-        print(f'{count} image(s): pictures in {args.out_dir}/vis, '
-              f'predictions in {args.out_dir}/preds')
-    return code
+    print(f'{len(result["predictions"])} image(s): pictures in '
+          f'{args.out_dir}/vis, predictions in {args.out_dir}/preds')
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.run_tool(main))

@@ -13,6 +13,9 @@ Example::
 import argparse
 import sys
 
+from mmdet.utils import setup_cache_size_limit_of_dynamo
+
+import eca_mmdet.engine  # noqa: F401  (opt-in: safe checkpoint I/O, hooks)
 from eca_mmdet import cli
 
 
@@ -31,16 +34,24 @@ def parse_args(argv=None):
 
 
 def build_cfg(args):
+    """The test config of ``args``: checked, evaluating ``args.checkpoint``
+    on the test set."""
     cli.check_file_exists(args.checkpoint, 'checkpoint')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise cli.ConfigError(f'--out must be a .pkl file, got {args.out}')
-    cfg = cli.load_config(args)
+    cfg = cli.load_config(args.config, args.cfg_options, args.data_root,
+                          args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
     cli.skip_pretrained_init(cfg)
+    evaluators = cfg.test_evaluator
+    if not isinstance(evaluators, (list, tuple)):
+        evaluators = [evaluators]
     if args.classwise:
-        evs = cfg.test_evaluator
-        for ev in (evs if isinstance(evs, list) else [evs]):
+        for ev in evaluators:
             ev['classwise'] = True
+    if args.out is not None:
+        cfg.test_evaluator = [*evaluators, dict(type='DumpDetResults',
+                                                out_file_path=args.out)]
     if args.show_dir:
         vis = cfg.default_hooks.get('visualization')
         if vis is None:
@@ -55,26 +66,17 @@ def build_cfg(args):
     return cfg
 
 
-def test(runner, out=None):
-    """``runner.test()``, dumping predictions to ``out`` if given."""
-    if out is not None:
-        from mmdet.evaluation import DumpDetResults
-        runner.test_evaluator.metrics.append(
-            DumpDetResults(out_file_path=out))
-    return runner.test()
-
-
 def main(argv=None):
+    setup_cache_size_limit_of_dynamo()
     args = parse_args(argv)
-    code, metrics = cli.run(lambda: build_cfg(args),
-                            lambda runner: test(runner, args.out),
-                            loaders=('test_dataloader', ))
-    if metrics is not None:
-        print('metrics: ' + ', '.join(
-            f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}'
-            for k, v in metrics.items()))
-    return code
+    cfg = build_cfg(args)
+    runner = cli.build_runner(cfg)
+    with cli.diagnose_data_errors(cfg, loaders=('test_dataloader', )):
+        metrics = runner.test()
+    print('metrics: ' + ', '.join(
+        f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}'
+        for k, v in metrics.items()))
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.run_tool(main))

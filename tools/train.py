@@ -12,6 +12,9 @@ Example::
 import argparse
 import sys
 
+from mmdet.utils import setup_cache_size_limit_of_dynamo
+
+import eca_mmdet.engine  # noqa: F401  (opt-in: safe checkpoint I/O, hooks)
 from eca_mmdet import cli
 
 
@@ -31,7 +34,10 @@ def parse_args(argv=None):
 
 
 def build_cfg(args):
-    cfg = cli.load_config(args)
+    """The training config of ``args``: checked, with the weights it names
+    fetched and its datasets found."""
+    cfg = cli.load_config(args.config, args.cfg_options, args.data_root,
+                          args.work_dir, args.launcher)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
@@ -57,10 +63,13 @@ def build_cfg(args):
 
 
 def main(argv=None):
+    setup_cache_size_limit_of_dynamo()
     args = parse_args(argv)
-    code, _ = cli.run(lambda: build_cfg(args), lambda runner: runner.train())
-    return code
+    cfg = build_cfg(args)
+    runner = cli.build_runner(cfg)
+    with cli.diagnose_data_errors(cfg):
+        runner.train()
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.run_tool(main))

@@ -29,7 +29,6 @@ from ..layers import (
 from .pretrained_init import StrictPretrainedMixin
 
 KernelSizes = Union[int, None, Sequence[Optional[int]]]
-_UNSET = object()  # ``k_size`` not given
 
 
 def build_attention(channels: int, k_size: int,
@@ -85,8 +84,8 @@ class ECABasicBlock(BasicBlock):
 
 
 class ECABottleneck(Bottleneck):
-    """mmdet's Bottleneck with ECA after ``norm3``; ``after_conv3`` plugins,
-    if any, run after ECA.
+    """mmdet's Bottleneck with ECA after ``norm3``, right before the residual
+    add; ``after_conv3`` plugins, if any, run between ``norm3`` and ECA.
 
     Args:
         eca_k_size (int): Kernel size of this block's ECA.
@@ -111,12 +110,12 @@ class ECABottleneck(Bottleneck):
             out = self.relu(self.norm2(self.conv2(out)))
             if self.with_plugins:
                 out = self.forward_plugin(out, self.after_conv2_plugin_names)
+            out, norm = self.conv3(out), self.norm3
             if self.with_plugins and self.after_conv3_plugin_names:
-                out = self.eca(self.norm3(self.conv3(out)))
-                out = self.forward_plugin(out, self.after_conv3_plugin_names)
-                return out + identity
-            return gated_residual(self.conv3(out), self.norm3, self.eca,
-                                  identity)
+                out = self.forward_plugin(norm(out),
+                                          self.after_conv3_plugin_names)
+                norm = None  # already applied
+            return gated_residual(out, norm, self.eca, identity)
 
         return _checkpointed(self, _inner_forward, x)
 
@@ -164,11 +163,10 @@ class ECAResNet(StrictPretrainedMixin, ResNet):
         k_size (int | None | Sequence): ECA kernel size: one odd int for all
             stages, one entry per stage (layer1..layer4), or ``None`` for the
             paper's adaptive rule (5, 5, 5, 7 for a Bottleneck ResNet).
-            Defaults to 3 (to the preset's sizes with ``arch``).
-        arch (str, optional): A released checkpoint preset that sets depth
-            and per-stage kernel sizes, e.g. ``'eca_resnet50_k3557'``,
-            ``'eca_resnet101_k3357'``. A ``k_size`` or ``depth`` that
-            contradicts it is an error.
+            Defaults to 3.
+        arch (str, optional): A released checkpoint preset, e.g.
+            ``'eca_resnet101_k3357'``, that sets ``depth`` and ``k_size``:
+            give no ``k_size`` (nor another ``depth``) with it.
         attention_cfg (dict, optional): For ablations: build this attention
             module (e.g. ``dict(type='SE', reduction=16)``, ``SEVar1-3``,
             ``SEGC``, ``ECANS``, ``dict(type='ECA', num_convs=2)``) in every
@@ -196,24 +194,20 @@ class ECAResNet(StrictPretrainedMixin, ResNet):
 
     def __init__(self,
                  depth: Optional[int] = None,
-                 k_size: KernelSizes = _UNSET,
+                 k_size: KernelSizes = 3,
                  arch: Optional[str] = None,
                  num_stages: int = 4,
                  attention_cfg: Optional[dict] = None,
                  **kwargs) -> None:
         if arch is not None:
             preset = find_preset(arch)
-            if depth is not None and depth != preset['depth']:
-                raise ValueError(f"ECAResNet: depth={depth} contradicts "
-                                 f"arch='{arch}' (depth {preset['depth']}); "
-                                 f"give one of them")
-            if k_size is not _UNSET and _stage_kernel_sizes(
-                    k_size, 4) != tuple(preset['k_size']):
+            if depth not in (None, preset['depth']) or k_size != 3:
                 raise ValueError(
-                    f"ECAResNet: k_size={k_size!r} contradicts arch='{arch}'"
-                    f", whose kernel sizes {tuple(preset['k_size'])} its "
-                    f"checkpoint needs; give arch for the released weights "
-                    f"or depth and k_size for your own")
+                    f"ECAResNet: arch='{arch}' sets depth {preset['depth']} "
+                    f"and k_size {tuple(preset['k_size'])}, those of its "
+                    f"released checkpoint; give arch without k_size (and "
+                    f"with no other depth), or depth and k_size for your "
+                    f"own kernel sizes")
             depth, k_size = preset['depth'], preset['k_size']
         if depth not in self.arch_settings:
             raise ValueError(
@@ -226,8 +220,7 @@ class ECAResNet(StrictPretrainedMixin, ResNet):
             self.arch_settings[depth][0].expansion
         self.stage_k_sizes = tuple(
             adaptive_kernel_size(width * 2**i) if k is None else k
-            for i, k in enumerate(_stage_kernel_sizes(
-                3 if k_size is _UNSET else k_size, num_stages)))
+            for i, k in enumerate(_stage_kernel_sizes(k_size, num_stages)))
         super().__init__(depth=depth, num_stages=num_stages, **kwargs)
         if self.zero_init_residual and kwargs.get('init_cfg') is None \
                 and kwargs.get('pretrained') is None:

@@ -14,7 +14,7 @@ Supported sources (detected from the keys):
 """
 import re
 from collections import OrderedDict
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 from torch import Tensor
 
@@ -97,11 +97,16 @@ def convert_timm(state_dict: StateDict) -> StateDict:
     return out
 
 
+def sub_state_dict(state_dict: StateDict, prefix: str) -> StateDict:
+    """The entries under ``prefix`` (e.g. ``'backbone.'``), without it."""
+    n = len(prefix)
+    return OrderedDict((k[n:], v) for k, v in state_dict.items()
+                       if k.startswith(prefix))
+
+
 def convert_mmdet(state_dict: StateDict) -> StateDict:
     """Detector checkpoint -> its backbone's state_dict."""
-    return OrderedDict((k[len('backbone.'):], v)
-                       for k, v in state_dict.items()
-                       if k.startswith('backbone.'))
+    return sub_state_dict(state_dict, 'backbone.')
 
 
 _CONVERTERS = dict(official=convert_official, timm=convert_timm,
@@ -157,3 +162,48 @@ def blocks_per_stage(keys) -> Dict[str, int]:
         if parts[0].startswith('layer') and len(parts) > 2:
             blocks.setdefault(parts[0], set()).add(parts[1])
     return OrderedDict((k, len(v)) for k, v in blocks.items())
+
+
+def resnet_depth(state_dict: StateDict) -> Optional[int]:
+    """Depth of the ResNet with these ``layerN.i.*`` keys, from mmdet's
+    ``ResNet.arch_settings`` (blocks per stage, Bottleneck or not); None if
+    no depth fits."""
+    from mmdet.models.backbones import ResNet
+    blocks = tuple(blocks_per_stage(state_dict).values())
+    bottleneck = any(k.startswith('layer1.0.conv3.') for k in state_dict)
+    for depth, (block, stages) in ResNet.arch_settings.items():
+        if stages == blocks and (block.expansion == 4) == bottleneck:
+            return depth
+    return None
+
+
+def stage_kernel_sizes(state_dict: StateDict) -> Optional[Tuple[int, ...]]:
+    """One ECA kernel size per ``layerN`` stage, or None if a stage mixes
+    sizes or there are no ECA weights."""
+    kernels = eca_kernel_sizes(state_dict)
+    if not kernels or any(len(set(ks)) != 1 for ks in kernels.values()):
+        return None
+    return tuple(ks[0] for ks in kernels.values())
+
+
+def backbone_config(state_dict: StateDict) -> dict:
+    """The backbone config (``ECAResNet``, ``ECAResNetV1d`` or
+    ``ECAMobileNetV2``) that a backbone state_dict belongs to.
+
+    Raises:
+        CheckpointError: No ECA backbone has these keys.
+    """
+    if 'features.0.0.weight' in state_dict:
+        return dict(type='ECAMobileNetV2')
+    depth = resnet_depth(state_dict)
+    if depth is None:
+        raise CheckpointError(
+            f'unrecognised ResNet layout: blocks per stage '
+            f'{dict(blocks_per_stage(state_dict))}')
+    k_size = stage_kernel_sizes(state_dict)
+    if k_size is None:
+        raise CheckpointError(f'ECA kernel sizes missing or varying inside '
+                              f'a stage: {dict(eca_kernel_sizes(state_dict))}')
+    v1d = 'stem.0.weight' in state_dict
+    return dict(type='ECAResNetV1d' if v1d else 'ECAResNet', depth=depth,
+                k_size=k_size)

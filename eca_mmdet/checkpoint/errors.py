@@ -2,7 +2,10 @@
 would need unsafe unpickling."""
 
 
-class CheckpointError(RuntimeError):
+from ..errors import ReadableError
+
+
+class CheckpointError(ReadableError, RuntimeError):
     """A checkpoint file is missing, unreadable, unsafe or does not fit."""
 
 

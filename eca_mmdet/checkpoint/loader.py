@@ -20,6 +20,7 @@ from .convert import (
     eca_kernel_sizes,
     extract_state_dict,
     format_kernels,
+    sub_state_dict,
     to_backbone_state_dict,
 )
 from .errors import CheckpointError
@@ -148,10 +149,8 @@ def load_pretrained(model: nn.Module, checkpoint: str, fmt: str = 'auto',
     path = resolve_checkpoint(checkpoint)
     raw = load_checkpoint_file(path)
     if prefix:
-        sd = extract_state_dict(raw)
-        p = prefix if prefix.endswith('.') else prefix + '.'
-        raw = OrderedDict((k[len(p):], v) for k, v in sd.items()
-                          if k.startswith(p))
+        raw = sub_state_dict(extract_state_dict(raw),
+                             prefix if prefix.endswith('.') else prefix + '.')
         if not raw:
             raise CheckpointError(f'{path} has no keys under prefix '
                                   f'{prefix!r}')

@@ -29,7 +29,10 @@ from .convert import (
     blocks_per_stage,
     eca_kernel_sizes,
     format_kernels,
+    resnet_depth,
+    stage_kernel_sizes,
     strip_prefix,
+    sub_state_dict,
 )
 from .errors import CheckpointError
 from .zoo import RELEASED_CHECKPOINTS
@@ -41,7 +44,6 @@ RELEASED_KERNELS = {
     for name, info in RELEASED_CHECKPOINTS.items()
     if info['family'] == 'detector'
 }
-DEPTHS = {(3, 4, 6, 3): 50, (3, 4, 23, 3): 101}
 # the head modules each converted detector has in v1 (besides backbone, neck)
 _TWO_STAGE = (r'rpn_head\.rpn_(conv|cls|reg)',
               r'bbox_head\.(shared_fcs\.\d+|fc_cls|fc_reg)')
@@ -100,19 +102,16 @@ def _check_rows(state_dict: StateDict, key: str, rows: int, what: str):
 def released_config(state_dict: StateDict, det: str) -> str:
     """The ``configs/released/`` name that fits the backbone;
     :class:`CheckpointError` if the ECA kernels fit none."""
-    backbone = strip_prefix(
-        {k: v for k, v in state_dict.items() if k.startswith('backbone.')},
-        'backbone.')
+    backbone = sub_state_dict(state_dict, 'backbone.')
     kernels = eca_kernel_sizes(backbone)
     if not kernels:
         raise CheckpointError(
             'no ECA weights in the backbone (no backbone.layerN.i.eca.conv.'
             'weight): not an ECA-ResNet detector')
     blocks = tuple(blocks_per_stage(backbone).values())
-    depth = DEPTHS.get(blocks)
+    depth = resnet_depth(backbone)
     want = RELEASED_KERNELS.get((det, depth))
-    if want is None or tuple(set(ks) for ks in kernels.values()) != tuple(
-            {k} for k in want):
+    if want is None or stage_kernel_sizes(backbone) != tuple(want):
         options = '; '.join(f'{d} R-{n}: {",".join(map(str, k))}'
                             for (d, n), k in RELEASED_KERNELS.items())
         raise CheckpointError(

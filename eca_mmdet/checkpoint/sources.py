@@ -35,6 +35,8 @@ from .convert import (
     blocks_per_stage,
     eca_kernel_sizes,
     format_kernels,
+    resnet_depth,
+    stage_kernel_sizes,
     to_backbone_state_dict,
 )
 from .errors import CheckpointError
@@ -148,7 +150,6 @@ def _partial(path: str) -> str:
 def check_release(path: str, preset: str) -> str:
     """A released file must read safely and have the release's depth,
     ECA kernel sizes and keys; returns what was checked."""
-    from mmdet.models.backbones import ResNet
     info = RELEASED_CHECKPOINTS[preset]
     raw = load_checkpoint_file(path)
     if info['family'] == 'detector':
@@ -160,10 +161,8 @@ def check_release(path: str, preset: str) -> str:
         ok = bool(kernels) and set(kernels) == {'features'} and set(
             kernels['features']) <= {1, 3}
     else:
-        ok = tuple(blocks_per_stage(state_dict).values()) == \
-            ResNet.arch_settings[info['depth']][1] and tuple(
-                set(ks) for ks in kernels.values()) == tuple(
-                    {k} for k in info['k_size'])
+        ok = resnet_depth(state_dict) == info['depth'] and \
+            stage_kernel_sizes(state_dict) == tuple(info['k_size'])
     found = (f'blocks per stage {dict(blocks_per_stage(state_dict))}, ECA '
              f'kernels {format_kernels(kernels)}')
     if not ok:

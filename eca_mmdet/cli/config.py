@@ -3,58 +3,83 @@
 Checks and small adaptations applied before mmengine's Runner is built, so
 that common mistakes stop at once with one readable message instead of a
 traceback from deep inside mmengine."""
+import contextlib
 import os.path as osp
+import traceback
 from typing import Iterable, List, Optional, Tuple
 
 import torch
 from mmengine.config import Config
 
+from ..errors import ReadableError
+
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 EVALUATORS = ('val_evaluator', 'test_evaluator')
+# where a broken annotation file makes a run fail
+DATA_MODULES = ('mmengine.dataset', 'mmdet.datasets', 'mmdet.evaluation',
+                'pycocotools', 'faster_coco_eval', 'torch.utils.data')
 
 
-class ConfigError(ValueError):
+class ConfigError(ReadableError, ValueError):
     """A config value is wrong; the message says which and how to fix it."""
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class MissingFileError(ReadableError, FileNotFoundError):
+    """A file named on the command line or in the config does not exist."""
+
+
+class DatasetNotFoundError(MissingFileError):
     """A dataset file or folder the config points to does not exist."""
 
 
 def check_file_exists(path: str, what: str) -> None:
-    """Raise ``FileNotFoundError('<what> not found: <path>')`` if needed."""
+    """Raise :class:`MissingFileError` ``'<what> not found: <path>'`` if
+    ``path`` is not a file."""
     if not osp.isfile(path):
-        raise FileNotFoundError(f'{what} not found: {path}')
+        raise MissingFileError(f'{what} not found: {path}')
 
 
-def load_config(args) -> Config:
-    """Config from a tool's command line, as mmdet's tools build it.
+def load_config(config: str,
+                cfg_options: Optional[dict] = None,
+                data_root: Optional[str] = None,
+                work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """A config as mmdet's tools build it from their command line.
 
-    Reads ``args.config``, merges ``--cfg-options``, applies ``--data-root``
-    and sets ``launcher`` and ``work_dir`` (``--work-dir``, else the
-    config's, else ``./work_dirs/<config name>``).
+    Args:
+        config (str): The config file.
+        cfg_options (dict, optional): ``--cfg-options``, checked for typos
+            (:func:`check_cfg_options`) and merged.
+        data_root (str, optional): ``--data-root`` (:func:`set_data_root`).
+        work_dir (str, optional): ``--work-dir``; else the config's, else
+            ``./work_dirs/<config name>``.
+        launcher (str): ``--launcher``. Defaults to ``'none'``.
+
+    Returns:
+        Config: The run's config.
     """
-    check_file_exists(args.config, 'config file')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        check_cfg_options(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
+    check_file_exists(config, 'config file')
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        check_cfg_options(cfg, cfg_options)
+        cfg.merge_from_dict(cfg_options)
+    if data_root:
+        set_data_root(cfg, data_root)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+                                osp.splitext(osp.basename(config))[0])
     return cfg
 
 
 def skip_pretrained_init(cfg: Config) -> None:
     """The run loads a trained checkpoint that holds every weight: drop the
     backbone's ImageNet ``init_cfg`` (nothing to download or look up)."""
-    if cfg.model.get('backbone', {}).get('init_cfg') is not None:
-        cfg.model.backbone.init_cfg = None
+    backbone = cfg.model.get('backbone', cfg.model)
+    if backbone.get('init_cfg') is not None:
+        backbone.init_cfg = None
 
 
 def check_cfg_options(cfg: Config, options: dict) -> None:
@@ -245,6 +270,43 @@ def add_custom_hooks(cfg: Config, *types: str) -> None:
         if not any(h.get('type') == hook for h in custom):
             custom.append(dict(type=hook))
     cfg.custom_hooks = custom
+
+
+def _raised_in_data_loading(error: BaseException) -> bool:
+    """Whether ``error`` came from building or reading a dataset (or the
+    COCO evaluator reading its annotation file)."""
+    modules = [frame.f_globals.get('__name__', '')
+               for frame, _ in traceback.walk_tb(error.__traceback__)]
+    return any(m.startswith(DATA_MODULES) for m in modules)
+
+
+@contextlib.contextmanager
+def diagnose_data_errors(cfg: Config, loaders: Iterable[str] = DATALOADERS):
+    """Explain a failure inside data loading by the annotation files.
+
+    A broken COCO file makes pycocotools or mmdet fail deep inside with
+    messages such as ``KeyError: 'bbox'``. An exception raised in this
+    block from data-loading code (mmengine's and mmdet's datasets,
+    pycocotools, torch's ``DataLoader``, mmdet's COCO metric) has the
+    configured annotation files checked (:func:`diagnose_datasets`); a
+    problem found there is raised as :class:`AnnotationError` chained to
+    the original. Everything else propagates unchanged.
+
+    Args:
+        cfg (Config): The run's config.
+        loaders (Iterable[str]): The dataloaders whose files to check.
+    """
+    from ..datasets import AnnotationError
+    try:
+        yield
+    except ReadableError:
+        raise
+    except Exception as error:
+        if _raised_in_data_loading(error):
+            problem = diagnose_datasets(cfg, loaders)
+            if problem:
+                raise AnnotationError(problem) from error
+        raise
 
 
 def diagnose_datasets(cfg: Config,

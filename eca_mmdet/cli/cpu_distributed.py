@@ -14,6 +14,8 @@ import torch.distributed as dist
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 
+from .config import ConfigError
+
 
 @MODEL_WRAPPERS.register_module()
 class MMCPUDistributedDataParallel(MMDistributedDataParallel):
@@ -31,7 +33,7 @@ def setup_cpu_distributed(cfg) -> None:
     if torch.cuda.is_available() or cfg.get('launcher', 'none') == 'none':
         return
     if cfg.launcher != 'pytorch':
-        raise ValueError(f'launcher {cfg.launcher!r} needs GPUs; on a CPU '
+        raise ConfigError(f'launcher {cfg.launcher!r} needs GPUs; on a CPU '
                          f'machine use tools/dist_train.sh (torchrun)')
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')

@@ -1,14 +1,14 @@
-"""What ``tools/train.py``, ``tools/test.py`` and ``tools/demo.py`` share:
-the common arguments and the run / explain-failure / tear-down around
-mmengine's Runner."""
+"""What every tool in ``tools/`` shares: the common arguments, building the
+runner, and how a run ends (one line for our own errors)."""
 import argparse
 import os
 import sys
-from typing import Any, Callable, Iterable, Tuple
+from typing import Callable, Optional, Sequence
 
 from mmengine.config import Config, DictAction
 
-from .config import DATALOADERS
+from ..errors import ReadableError
+from .cpu_distributed import teardown_distributed
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -46,50 +46,22 @@ def build_runner(cfg: Config, runner_cls=None):
     return (runner_cls or Runner).from_cfg(cfg)
 
 
-def run(build_cfg: Callable[[], Config], job: Callable[[Any], Any],
-        loaders: Iterable[str] = DATALOADERS,
-        runner_cls=None) -> Tuple[int, Any]:
-    """Build the config and a runner, then return ``(0, job(runner))``;
-    failures as in :func:`guarded`.
+def run_tool(main: Callable[[Optional[Sequence[str]]], Optional[int]],
+             argv: Optional[Sequence[str]] = None) -> int:
+    """``main(argv)`` as a process's exit status.
 
-    Args:
-        build_cfg (callable): Returns the run's config.
-        job (callable): Takes the runner, e.g. ``lambda r: r.train()``.
-        loaders (Iterable[str]): Dataloaders whose annotation files to
-            check when explaining a failure.
-        runner_cls (type, optional): A Runner subclass to build.
+    A :class:`~eca_mmdet.errors.ReadableError` is printed as one ``error:``
+    line and gives 2; any other exception propagates with its traceback. A
+    distributed process group is torn down either way.
     """
-    return guarded(build_cfg, lambda cfg: job(build_runner(cfg, runner_cls)),
-                   loaders)
-
-
-def guarded(build_cfg: Callable[[], Config], job: Callable[[Config], Any],
-            loaders: Iterable[str] = DATALOADERS) -> Tuple[int, Any]:
-    """Build the config, then return ``(0, job(cfg))``.
-
-    Imports :mod:`eca_mmdet.engine` (safe checkpoint loading, hooks) first.
-    A failure that :func:`explain_failure` can put in words is printed as
-    one ``error:`` line and gives ``(2, None)``; anything else propagates
-    with its traceback. A distributed process group is torn down either way.
-    """
-    from mmdet.utils import setup_cache_size_limit_of_dynamo
-
-    import eca_mmdet.engine  # noqa: F401  (safe I/O and hooks, opt-in)
-
-    from .cpu_distributed import teardown_distributed
-    from .failure_report import explain_failure
-
-    setup_cache_size_limit_of_dynamo()
-    cfg = None
     try:
-        cfg = build_cfg()
-        result = job(cfg)
-    except Exception as e:
-        message = explain_failure(e, cfg, loaders)
-        if message is None:
-            raise
-        print(f'error: {message}', file=sys.stderr)
+        code = main(argv)
+    except ReadableError as error:
         teardown_distributed(sync=False)
-        return 2, None
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    except BaseException:
+        teardown_distributed(sync=False)
+        raise
     teardown_distributed()
-    return 0, result
+    return code or 0

@@ -12,8 +12,10 @@ import os.path as osp
 import reprlib
 from typing import Optional, Sequence
 
+from ..errors import ReadableError
 
-class AnnotationError(ValueError):
+
+class AnnotationError(ReadableError, ValueError):
     """A COCO annotation file is unreadable or lacks required fields."""
 
 

@@ -77,8 +77,14 @@ def register_atomic_backend() -> None:
     """Make :class:`AtomicLocalBackend` mmengine's ``local`` backend.
 
     Registered both by name and for paths without a prefix (``''``), which
-    is what ``get_file_backend('/path/epoch_1.pth')`` looks up; instances of
-    the old backend cached by mmengine are dropped.
+    is what ``get_file_backend('/path/epoch_1.pth')`` looks up.
+
+    mmengine caches the backends it has built in
+    ``mmengine.fileio.io.backend_instances`` and has no public way to drop
+    them, so cached ``LocalBackend`` instances are removed from that dict
+    here: the one private mmengine attribute eca-mmdet uses.
+    ``tests/test_reliability.py::test_mmengine_private_surface`` fails if
+    mmengine renames it or stops using it.
     """
     from mmengine.fileio import io as mmengine_io
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')

@@ -6,8 +6,10 @@ import torch
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 
+from ..errors import ReadableError
 
-class NonFiniteLossError(FloatingPointError):
+
+class NonFiniteLossError(ReadableError, FloatingPointError):
     """A training loss became NaN or infinite."""
 
 

@@ -4,8 +4,10 @@ import os.path as osp
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 
+from ..errors import ReadableError
 
-class MissingImagesError(FileNotFoundError):
+
+class MissingImagesError(ReadableError, FileNotFoundError):
     """Images referenced by an annotation file do not exist."""
 
 
@@ -56,9 +58,9 @@ class ImageFilesCheckHook(Hook):
 
     def before_train(self, runner) -> None:
         check_images_exist(runner.train_dataloader.dataset, 'train_dataloader')
-        val_loop = getattr(runner, '_val_loop', None)
-        if val_loop is not None and hasattr(val_loop, 'dataloader'):
-            check_images_exist(val_loop.dataloader.dataset, 'val_dataloader')
+        if runner.val_loop is not None:
+            check_images_exist(runner.val_dataloader.dataset,
+                               'val_dataloader')
 
     def before_test(self, runner) -> None:
         check_images_exist(runner.test_dataloader.dataset, 'test_dataloader')

@@ -1,6 +1,7 @@
 """A CheckpointHook that never leaves the run without a good checkpoint."""
 import os
 import os.path as osp
+import re
 
 from mmdet.registry import HOOKS
 from mmengine.dist import is_main_process
@@ -11,24 +12,29 @@ from .atomic_backend import _atomic_write, stale_temp_files
 
 @HOOKS.register_module()
 class SafeCheckpointHook(CheckpointHook):
-    """mmengine's ``CheckpointHook`` with a crash-safe order of work.
+    """mmengine's ``CheckpointHook`` that deletes old checkpoints last.
 
-    mmengine deletes the oldest kept checkpoint *before* writing the new one
-    and rewrites ``last_checkpoint`` in place; killed at the wrong moment
-    (``max_keep_ckpts=1``), a run is left with no loadable checkpoint. Here:
+    mmengine removes the oldest kept checkpoint *before* writing the new
+    one; killed in between (``max_keep_ckpts=1``), a run is left with no
+    checkpoint to resume from. Here mmengine's hook saves as usual but
+    keeps every file, and after each save (in the same hook call):
 
-    1. the new checkpoint is written to a temporary file, fsync'ed and
-       renamed into place (:class:`AtomicLocalBackend`),
-    2. then ``last_checkpoint`` is replaced atomically,
-    3. only then is the oldest checkpoint beyond ``max_keep_ckpts`` removed.
+    1. the new checkpoint is already complete under its name (written to a
+       temporary file, fsync'ed and renamed by :class:`AtomicLocalBackend`);
+    2. ``last_checkpoint`` is rewritten atomically and fsync'ed;
+    3. only then are the oldest ``epoch_N``/``iter_N`` files beyond
+       ``max_keep_ckpts`` removed.
 
-    A process killed between 1. and 2. leaves its temporary file behind;
-    the next run removes such leftovers from the output directory before it
-    trains.
-
-    Takes exactly the arguments of ``CheckpointHook``; ``tools/train.py``
-    swaps it in for ``CheckpointHook`` automatically.
+    A process killed before a rename leaves a temporary file behind; the
+    next run removes such leftovers from the output directory before it
+    trains. Takes exactly the arguments of ``CheckpointHook``;
+    ``tools/train.py`` swaps it in for ``CheckpointHook``.
     """
+
+    def __init__(self, *args, max_keep_ckpts: int = -1, **kwargs) -> None:
+        super().__init__(*args, max_keep_ckpts=-1, **kwargs)
+        self.keep = max_keep_ckpts
+        self._handled = None  # the last checkpoint _after_save handled
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
@@ -40,38 +46,37 @@ class SafeCheckpointHook(CheckpointHook):
                                   f'interrupted by an earlier run')
             os.remove(stale)
 
-    def _save_checkpoint_with_step(self, runner, step, meta):
-        to_remove = None
-        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
-                                            self.keep_ckpt_ids[-1] == step):
-            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-                to_remove = self.keep_ckpt_ids.popleft()
-            self.keep_ckpt_ids.append(step)
-            runner.message_hub.update_info('keep_ckpt_ids',
-                                           list(self.keep_ckpt_ids))
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        super().after_train_iter(runner, batch_idx, data_batch, outputs)
+        self._after_save(runner)
 
-        ckpt_filename = self.filename_tmpl.format(step)
-        self.last_ckpt = self.file_backend.join_path(self.out_dir,
-                                                     ckpt_filename)
-        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        runner.save_checkpoint(
-            self.out_dir,
-            ckpt_filename,
-            self.file_client_args,
-            save_optimizer=self.save_optimizer,
-            save_param_scheduler=self.save_param_scheduler,
-            meta=meta,
-            by_epoch=self.by_epoch,
-            backend_args=self.backend_args,
-            **self.args)
-        if not is_main_process():
+    def after_train_epoch(self, runner) -> None:
+        super().after_train_epoch(runner)
+        self._after_save(runner)
+
+    def after_val_epoch(self, runner, metrics) -> None:
+        super().after_val_epoch(runner, metrics)
+        self._after_save(runner)
+
+    def _after_save(self, runner) -> None:
+        """Steps 2 and 3 above, once per new checkpoint."""
+        if not is_main_process() or self.last_ckpt in (None, self._handled):
             return
+        self._handled = self.last_ckpt
         _atomic_write(self.last_ckpt, osp.join(runner.work_dir,
                                                'last_checkpoint'), 'w')
-        if to_remove is not None:
-            old = self.file_backend.join_path(
-                self.out_dir, self.filename_tmpl.format(to_remove))
-            if self.file_backend.isfile(old):
-                self.file_backend.remove(old)
-            elif self.file_backend.isdir(old):
-                self.file_backend.rmtree(old)
+        if self.keep <= 0:
+            return
+        pattern = re.compile(
+            re.escape(self.filename_tmpl).replace(r'\{\}', r'(\d+)') + '$')
+        step = int(pattern.match(osp.basename(self.last_ckpt)).group(1))
+        older = {}
+        for name in self.file_backend.list_dir_or_file(self.out_dir,
+                                                       list_dir=False):
+            match = pattern.match(name)
+            if match and int(match.group(1)) < step:
+                older[int(match.group(1))] = name
+        for s in sorted(older)[:max(0, len(older) - (self.keep - 1))]:
+            self.file_backend.remove(
+                self.file_backend.join_path(self.out_dir, older[s]))

@@ -24,6 +24,14 @@ import torch.nn as nn
 from torch import Tensor
 
 
+def check_positive_int(value, what: str) -> int:
+    """Return ``value`` if it is a positive int (not a bool), else raise
+    ``ValueError('<what> must be a positive int, got <value>')``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f'{what} must be a positive int, got {value!r}')
+    return value
+
+
 class ChannelAttention(nn.Module):
     """Base class: ``forward(x) = x * sigmoid(excite(mean_hw(x)))``.
 
@@ -33,11 +41,8 @@ class ChannelAttention(nn.Module):
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()
-        if isinstance(in_channels, bool) or not isinstance(in_channels, int) \
-                or in_channels < 1:
-            raise ValueError(f'{type(self).__name__}: in_channels must be a '
-                             f'positive int, got {in_channels!r}')
-        self.in_channels = in_channels
+        self.in_channels = check_positive_int(
+            in_channels, f'{type(self).__name__}: in_channels')
 
     def excite(self, y: Tensor) -> Tensor:
         """Map pooled features ``y`` (N, C) to gate logits (N, C)."""

@@ -20,7 +20,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .channel_attention import ChannelAttention
+from .channel_attention import ChannelAttention, check_positive_int
 
 
 def adaptive_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
@@ -37,10 +37,7 @@ def adaptive_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
     Returns:
         int: An odd kernel size (5, 5, 5, 7 for C = 256, 512, 1024, 2048).
     """
-    if isinstance(channels, bool) or not isinstance(channels, int) \
-            or channels < 1:
-        raise ValueError(f'ECA: channels must be a positive int, got '
-                         f'{channels!r}')
+    check_positive_int(channels, 'ECA: channels')
     t = int(abs(math.log2(channels) + b) / gamma)
     return t if t % 2 else t + 1
 
@@ -52,7 +49,7 @@ def check_kernel_size(k_size) -> int:
         ValueError: If ``k_size`` is not a positive odd integer.
     """
     if isinstance(k_size, bool) or not isinstance(k_size, int) \
-            or k_size < 1 or k_size % 2 == 0:
+            or k_size % 2 == 0 or k_size < 1:
         raise ValueError(
             f'ECA k_size must be a positive odd int (1, 3, 5, 7, ...) so the '
             f'1-D convolution keeps the channel count, got {k_size!r}. Use '
@@ -94,11 +91,7 @@ class ECA(ChannelAttention):
         if k_size is None:
             k_size = adaptive_kernel_size(in_channels, gamma, b)
         self.k_size = check_kernel_size(k_size)
-        if isinstance(num_convs, bool) or not isinstance(num_convs, int) \
-                or num_convs < 1:
-            raise ValueError(f'ECA num_convs must be a positive int, got '
-                             f'{num_convs!r}')
-        self.num_convs = num_convs
+        self.num_convs = check_positive_int(num_convs, 'ECA num_convs')
         self.conv = self._conv1d()
         if num_convs > 1:
             self.extra_convs = nn.ModuleList(

@@ -75,20 +75,22 @@ def bn_scale_shift(bn: nn.Module,
     return scale[None], shift[None]
 
 
-def gated_residual(x: Tensor, bn: nn.Module, attention: nn.Module,
-                   identity: Tensor) -> Tensor:
+def gated_residual(x: Tensor, bn: Optional[nn.Module],
+                   attention: nn.Module, identity: Tensor) -> Tensor:
     """``identity + z * attention(z, gate_only=True)`` with ``z = bn(x)``,
     the tail of an ECA residual block before its last ReLU.
 
-    Every module is called as a module (hooks and counters see them). With
-    autograd, ``z`` is not kept for backward (:class:`GatedResidual`); under
-    ``torch.compile``, export and tracing the plain composition is traced.
-    Without autograd the residual is added in place into ``z``, like mmdet's
-    ``out += identity``.
+    Every module is called as a module (hooks and counters see them). Where
+    autograd records and ``bn`` is a batch norm whose affine map is known
+    here, :class:`GatedResidual` computes it without keeping ``z`` for
+    backward; everywhere else (inference, ``torch.compile``, export,
+    tracing, SyncBN with batch statistics, other norms) it is the plain
+    composition.
 
     Args:
         x (Tensor): Input of the block's last normalisation, (N, C, H, W).
-        bn (nn.Module): That normalisation layer.
+        bn (nn.Module, optional): That normalisation layer; None when ``x``
+            is already normalised.
         attention (nn.Module): A :class:`ChannelAttention` module.
         identity (Tensor): The residual branch, same shape as ``x``.
 
@@ -96,13 +98,11 @@ def gated_residual(x: Tensor, bn: nn.Module, attention: nn.Module,
         Tensor: ``identity + bn(x) * gate`` in ``bn(x)``'s dtype, like
         mmdet's in-place add (under autocast ``identity`` may be wider).
     """
-    z = bn(x)
+    z = x if bn is None else bn(x)
     gate = attention(z, gate_only=True)
-    if is_tracing():
-        return torch.addcmul(identity, z, gate).to(z.dtype)
-    if not torch.is_grad_enabled():
-        return torch.addcmul(identity, z, gate, out=z)
-    affine = bn_scale_shift(bn, x)
+    affine = None
+    if torch.is_grad_enabled() and not is_tracing():
+        affine = bn_scale_shift(bn, x)
     if affine is None:
         return torch.addcmul(identity, z, gate).to(z.dtype)
     return GatedResidual.apply(z, gate, identity, x, *affine)

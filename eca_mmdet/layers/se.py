@@ -12,7 +12,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .channel_attention import ChannelAttention
+from .channel_attention import ChannelAttention, check_positive_int
 
 
 @MODELS.register_module()
@@ -31,9 +31,7 @@ class SE(ChannelAttention):
     def __init__(self, in_channels: int, reduction: int = 16,
                  bias: bool = True) -> None:
         super().__init__(in_channels)
-        if isinstance(reduction, bool) or \
-                not isinstance(reduction, int) or reduction < 1 \
-                or in_channels % reduction:
+        if in_channels % check_positive_int(reduction, 'SE reduction'):
             raise ValueError(
                 f'SE reduction must be a positive int dividing in_channels='
                 f'{in_channels}, got {reduction!r}')

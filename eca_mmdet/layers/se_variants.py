@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .channel_attention import ChannelAttention
+from .channel_attention import ChannelAttention, check_positive_int
 from .eca import check_kernel_size
 
 
@@ -109,8 +109,8 @@ class SEGC(ChannelAttention):
             raise ValueError('SEGC: give exactly one of groups (SE-GC1: 16) '
                              'and channels_per_group (SE-GC2: 16, SE-GC3: 8)')
         per = groups if groups is not None else channels_per_group
-        if isinstance(per, bool) or not isinstance(per, int) or per < 1 \
-                or in_channels % per:
+        if in_channels % check_positive_int(
+                per, 'SEGC: groups/channels_per_group'):
             raise ValueError(f'SEGC: groups/channels_per_group must be a '
                              f'positive int dividing in_channels='
                              f'{in_channels}, got {per!r}')

@@ -19,9 +19,12 @@ import argparse
 import os.path as osp
 import sys
 
+from eca_mmdet.cli import init_model
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-# the paper's COCO table (reference section 5): params M, GFLOPs, box AP
+# the paper's COCO table (configs/README.md; the ECA-Net poster and the
+# authors' README): params M, GFLOPs, box AP
 PAPER = {
     ('faster_rcnn', 50): {'plain': (41.53, 207.07, 36.4),
                           'se': (44.02, 207.18, 37.7),
@@ -44,7 +47,7 @@ PAPER = {
 }
 
 
-# the paper's Table 2 (ResNet-50, ImageNet top-1, reference section 6) and
+# the paper's Table 2 (ResNet-50, ImageNet top-1) and
 # supplementary B; per-block parameter formula in C (channels)
 ABLATIONS = [
     # name, label, formula, params(C), gate multiply-adds(C), paper top-1
@@ -71,8 +74,8 @@ R50_BLOCKS = ((3, 256), (4, 512), (6, 1024), (3, 2048))
 
 def ablation_table(with_flops=True):
     """Print the paper's Table 2 for configs/ablations/ (ResNet-50)."""
-    plain_bb = build_detector(osp.join(ROOT, 'configs', 'baselines',
-                                       'faster_rcnn_r50.py')).backbone
+    plain_bb = init_model(osp.join(ROOT, 'configs', 'baselines',
+                                   'faster_rcnn_r50.py')).backbone
     plain = count_params(plain_bb)
     base_flops = count_flops(plain_bb, (224, 224), False) \
         if with_flops else None
@@ -99,7 +102,7 @@ def ablation_table(with_flops=True):
         gate_macs = sum(n * macs(c) for n, c in R50_BLOCKS)
         paths = [ablation_config(d, name)
                  for d in ('faster_rcnn', 'retinanet')]
-        dets = [build_detector(pth) for pth in paths]
+        dets = [init_model(pth) for pth in paths]
         counted = count_params(dets[0].backbone) - plain
         if counted != predicted:
             raise AssertionError(f'{label}: counted {counted} parameters, '
@@ -126,18 +129,6 @@ def config_path(det, depth, variant):
         return osp.join(ROOT, 'configs', f'{det}_eca_r{depth}.py')
     mid = '' if variant == 'plain' else 'se_'
     return osp.join(ROOT, 'configs', 'baselines', f'{det}_{mid}r{depth}.py')
-
-
-def build_detector(path):
-    from mmdet.registry import MODELS
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
-    import eca_mmdet  # noqa: F401
-    init_default_scope('mmdet')
-    cfg = Config.fromfile(path)
-    cfg.model.backbone.init_cfg = None
-    return MODELS.build(cfg.model)
 
 
 def count_params(model):
@@ -187,7 +178,7 @@ def paper_table(shape, with_flops=True):
     for (det, depth), paper in PAPER.items():
         res = {}
         for variant in ('plain', 'se', 'eca'):
-            model = build_detector(config_path(det, depth, variant))
+            model = init_model(config_path(det, depth, variant))
             p = count_params(model)
             f = count_flops(model, shape, True) if with_flops else None
             res[variant] = (p, f)
@@ -246,12 +237,10 @@ def main(argv=None):
         ablation_table(not args.no_flops)
         return 0
     if args.config:
-        model = build_detector(args.config)
+        model = init_model(args.config)
         detector = True
     elif args.backbone:
         from mmdet.registry import MODELS
-
-        import eca_mmdet  # noqa: F401
         cfg = dict(type=args.backbone, depth=args.depth)
         if args.k_size:
             cfg['k_size'] = tuple(args.k_size) if len(args.k_size) > 1 \

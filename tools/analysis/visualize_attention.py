@@ -26,6 +26,9 @@ import sys
 from collections import OrderedDict
 from functools import partial
 
+import eca_mmdet.engine  # noqa: F401  (opt-in: safe checkpoint reads)
+from eca_mmdet import cli
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 BLOCK = re.compile(r'(?:^|\.)layer(\d+)\.(\d+)\.')
@@ -48,26 +51,6 @@ def parse_args(argv=None):
                    help='PNG to write')
     p.add_argument('--json', help='also write the averaged weights here')
     return p.parse_args(argv)
-
-
-def load_model(config, checkpoint, data_root=None):
-    """Detector in eval mode with the trained weights, and its config."""
-    from mmdet.registry import MODELS
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
-
-    from eca_mmdet.cli import load_config
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    cfg = load_config(argparse.Namespace(
-        config=config, cfg_options=None, data_root=data_root,
-        launcher='none', work_dir=None))
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
-                    logger='silent')
-    return model.eval(), cfg
 
 
 def attention_blocks(model):
@@ -115,14 +98,14 @@ def collect(config, checkpoint, split, max_images, data_root):
     from mmengine.dataset import pseudo_collate
     from mmengine.utils import ProgressBar
 
-    from eca_mmdet.cli import check_datasets_exist
-    model, cfg = load_model(config, checkpoint, data_root)
+    cfg = cli.load_config(config, data_root=data_root)
+    model = cli.init_model(cfg, checkpoint, strict=True)
     blocks = attention_blocks(model)
     recorder = GateRecorder(blocks)
     loader_cfg = cfg.get(f'{split}_dataloader')
     if not loader_cfg:
-        raise ValueError(f'{config} has no {split}_dataloader')
-    check_datasets_exist(cfg, loaders=(f'{split}_dataloader', ))
+        raise cli.ConfigError(f'{config} has no {split}_dataloader')
+    cli.check_datasets_exist(cfg, loaders=(f'{split}_dataloader', ))
     dataset = DATASETS.build(loader_cfg.dataset)
     classes = dataset.metainfo['classes']
     n = len(dataset) if max_images is None else min(max_images, len(dataset))
@@ -216,34 +199,24 @@ def draw(results, class_names, out, cols=4):
 
 def main(argv=None):
     args = parse_args(argv)
-    import eca_mmdet.engine  # noqa: F401  (models, safe checkpoint reads)
-    from eca_mmdet.checkpoint import CheckpointError
-    from eca_mmdet.cli import ConfigError
-    try:
-        runs = [(args.config, args.checkpoint)]
-        if args.compare:
-            runs.append(tuple(args.compare))
-        results = [collect(c, k, args.split, args.max_images, args.data_root)
-                   for c, k in runs]
-        known = {c for r in results for b in r['per_class'].values()
-                 for c in b}
-        unknown = sorted(set(args.classes or ()) - known)
-        if unknown:
-            raise ValueError(f'--classes {unknown} not found; classes with '
-                             f'images: {sorted(known)}')
-        draw(results, args.classes, args.out)
-    except (FileNotFoundError, ValueError, CheckpointError,
-            ConfigError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    runs = [(args.config, args.checkpoint)]
+    if args.compare:
+        runs.append(tuple(args.compare))
+    results = [collect(c, k, args.split, args.max_images, args.data_root)
+               for c, k in runs]
+    known = {c for r in results for b in r['per_class'].values() for c in b}
+    unknown = sorted(set(args.classes or ()) - known)
+    if unknown:
+        raise cli.ConfigError(f'--classes {unknown} not found; classes with '
+                              f'images: {sorted(known)}')
+    draw(results, args.classes, args.out)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f)
     for r in results:
         print(f'{r["attention"]}: images per class {r["images_per_class"]}')
     print(f'wrote {args.out}')
-    return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.run_tool(main))

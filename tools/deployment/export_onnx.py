@@ -24,6 +24,9 @@ import time
 
 import torch
 
+import eca_mmdet.engine  # noqa: F401  (opt-in: safe checkpoint reads)
+from eca_mmdet.cli import ConfigError, init_model, run_tool
+
 
 def has_dynamo_exporter():
     """Whether ``torch.onnx.export`` takes ``dynamo=`` (torch >= 2.5)."""
@@ -38,8 +41,8 @@ def export_onnx(model, inputs, path, dynamo=False, opset=17):
     if has_dynamo_exporter():
         kwargs['dynamo'] = dynamo
     elif dynamo:
-        raise SystemExit(f'export_onnx: --dynamo needs torch >= 2.5 (this '
-                         f'is {torch.__version__})')
+        raise ConfigError(f'--dynamo needs torch >= 2.5 (this is '
+                          f'{torch.__version__})')
     with torch.no_grad():
         torch.onnx.export(model, (inputs, ), path, **kwargs)
 
@@ -90,28 +93,6 @@ class TensorForward(torch.nn.Module):
         return tuple(flat)
 
 
-def build_model(config, checkpoint):
-    from mmdet.registry import MODELS
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
-    if not osp.isfile(config):
-        raise SystemExit(f'export_onnx: config not found: {config}')
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    model_cfg = cfg.model if 'model' in cfg else cfg
-    backbone = model_cfg.get('backbone', model_cfg)
-    backbone.init_cfg = None  # weights come from CHECKPOINT, if any
-    model = MODELS.build(model_cfg)
-    if checkpoint:
-        if not osp.isfile(checkpoint):
-            raise SystemExit(f'export_onnx: checkpoint not found: '
-                             f'{checkpoint}')
-        load_checkpoint(model, checkpoint, map_location='cpu',
-                        logger='silent')
-    return TensorForward(model).eval()
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('config')
@@ -129,14 +110,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import eca_mmdet.engine  # noqa: F401  (models, safe checkpoint reads)
-    from eca_mmdet.checkpoint import CheckpointError
     out = args.out or osp.splitext(osp.basename(args.config))[0] + '.onnx'
-    try:
-        model = build_model(args.config, args.checkpoint)
-    except CheckpointError as e:
-        print(f'export_onnx: {e}', file=sys.stderr)
-        return 2
+    model = TensorForward(init_model(args.config, args.checkpoint,
+                                     strict=True)).eval()
     x = torch.rand(1, 3, *args.shape) * 255 - 128
     with torch.no_grad():
         expected = model(x)
@@ -157,4 +133,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))
