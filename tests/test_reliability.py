@@ -199,12 +199,14 @@ def test_mmengine_private_surface(tmp_path):
     assert isinstance(mmengine_io.backend_instances, dict)
     register_backend('local', LocalBackend, force=True, prefixes='')
     try:
-        stale = get_file_backend(str(tmp_path))
+        # mmengine.fileio.put/get/... cache their backend like this
+        stale = get_file_backend(str(tmp_path), enable_singleton=True)
         assert type(stale) is LocalBackend
         assert stale in mmengine_io.backend_instances.values()
     finally:
         register_atomic_backend()
-    assert type(get_file_backend(str(tmp_path))) is AtomicLocalBackend
+    assert type(get_file_backend(str(tmp_path), enable_singleton=True)) \
+        is AtomicLocalBackend
 
 
 def _fake_runner(tmp_path, saved):

@@ -113,7 +113,7 @@ def main(argv=None):
     out = args.out or osp.splitext(osp.basename(args.config))[0] + '.onnx'
     model = TensorForward(init_model(args.config, args.checkpoint,
                                      strict=True)).eval()
-    x = torch.rand(1, 3, *args.shape) * 255 - 128
+    x = torch.randn(1, 3, *args.shape)  # the range of a normalised image
     with torch.no_grad():
         expected = model(x)
     exporter = 'dynamo' if args.dynamo else 'TorchScript'
