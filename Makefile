@@ -1,7 +1,7 @@
 # eca-mmdet: `make demo` runs the built-in demo, `make test` the test suite.
 # Both create ./.venv and install the pinned stack on first use (idempotent).
 # `make test-compat` runs the suite on the oldest supported stack (torch 2.1,
-# numpy 1) in ./.venv-compat.
+# numpy 1) in ./.venv-compat, with mmdeploy for the deployment test.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
@@ -12,6 +12,10 @@ COMPAT_VENV  ?= .venv-compat
 COMPAT_PY    := $(COMPAT_VENV)/bin/python
 COMPAT_PIP   := $(COMPAT_PY) -m pip
 COMPAT_STAMP := $(COMPAT_VENV)/.eca_mmdet_installed
+# mmdeploy 1.3.1 exports on torch 2.1 (not 2.13); its onnxruntime custom
+# operators are built against onnxruntime 1.15.1
+DEPLOY_STAMP := $(COMPAT_VENV)/.mmdeploy_installed
+DEPLOY_DEPS  := mmdeploy==1.3.1 onnxruntime==1.15.1
 # what most mmdet 3.3 users have: OpenMMLab's mmcv 2.1.0 wheels stop at 2.1
 COMPAT_STACK := torch==2.1.2 'numpy<2'
 TEST_DEPS    := pytest hypothesis gdown huggingface_hub onnx onnxscript onnxruntime faster-coco-eval
@@ -68,7 +72,11 @@ $(COMPAT_STAMP): pyproject.toml
 	$(COMPAT_PY) -c "import torch, numpy, mmcv.ops, mmdet, eca_mmdet; print('compat stack: torch', torch.__version__, 'numpy', numpy.__version__, 'mmcv', mmcv.__version__, 'mmdet', mmdet.__version__)"
 	@touch $(COMPAT_STAMP)
 
-test-compat: $(COMPAT_STAMP)
+$(DEPLOY_STAMP): $(COMPAT_STAMP)
+	$(COMPAT_PIP) install $(DEPLOY_DEPS) $(COMPAT_STACK)
+	@touch $(DEPLOY_STAMP)
+
+test-compat: $(COMPAT_STAMP) $(DEPLOY_STAMP)
 	$(COMPAT_PY) -m pytest -q tests
 
 fuzz-compat: $(COMPAT_STAMP)

@@ -172,6 +172,7 @@ def test_errors_outside_ours_keep_their_traceback(copy, tmp_path):
     ECA's check of a kernel size, is shown with its traceback."""
     r = run_tool('train.py', CONFIG, '--work-dir', str(tmp_path / 'w'),
                  '--data-root', copy + '/', '--cfg-options', *TINY,
+                 'model.backbone.arch=None', 'model.backbone.depth=18',
                  'model.backbone.k_size=4')
     assert r.returncode == 1, r.stderr[-3000:]
     assert 'Traceback' in r.stderr

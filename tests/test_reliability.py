@@ -197,6 +197,7 @@ def test_mmengine_private_surface(tmp_path):
     from eca_mmdet.engine import AtomicLocalBackend
     from eca_mmdet.engine.atomic_backend import register_atomic_backend
     assert isinstance(mmengine_io.backend_instances, dict)
+    mmengine_io.backend_instances.clear()  # as in a fresh process
     register_backend('local', LocalBackend, force=True, prefixes='')
     try:
         # mmengine.fileio.put/get/... cache their backend like this

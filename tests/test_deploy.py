@@ -1,0 +1,54 @@
+"""A briefly trained ECA detector, deployed with mmdeploy to ONNX Runtime
+end to end (NMS included), predicts what PyTorch predicts: every PyTorch
+detection above 0.3 found with box IoU >= 0.99 and a score within 0.01,
+through tools/deployment/deploy.py as a user runs it.
+
+Needs mmdeploy 1.3.1 with onnxruntime 1.15.1, which ``make test-compat``
+installs (mmdeploy's export fails on torch 2.13)."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT
+
+pytest.importorskip('mmdeploy', reason='mmdeploy is installed by make '
+                    'test-compat (torch 2.1); it does not export on torch '
+                    '2.13')
+
+
+def run(*args):
+    r = subprocess.run([sys.executable, *map(str, args)],
+                       capture_output=True, text=True, cwd=ROOT,
+                       env=dict(os.environ, OMP_NUM_THREADS='1'),
+                       timeout=900)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    return r.stdout
+
+
+def test_deployed_retinanet_predicts_what_pytorch_predicts(tmp_path):
+    from eca_mmdet.datasets import generate_dataset
+    data = tmp_path / 'shapes'
+    generate_dataset(str(data), num_train=120, num_val=20, seed=3,
+                     progress=False)
+    config = osp.join(ROOT, 'configs', 'demo', 'retinanet_eca_r18_shapes.py')
+    run(osp.join(ROOT, 'tools', 'train.py'), config, '--data-root',
+        f'{data}/', '--work-dir', tmp_path / 'train', '--cfg-options',
+        'train_cfg.max_epochs=8', 'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False')
+    out = run(osp.join(ROOT, 'tools', 'deployment', 'deploy.py'),
+              osp.join(ROOT, 'configs', 'deploy',
+                       'detection_onnxruntime_dynamic.py'),
+              config, tmp_path / 'train' / 'epoch_8.pth', data / 'val',
+              '--work-dir', tmp_path / 'deploy')
+    assert 'wrote' in out and 'unmatched 0' in out
+    with open(tmp_path / 'deploy' / 'report.json') as f:
+        report = json.load(f)
+    assert report['images'] == 20
+    assert report['compared'] >= 20, report['compared']  # enough to judge
+    assert report['unmatched'] == 0
+    assert report['min_iou'] >= 0.99
+    assert report['max_score_diff'] <= 0.01
