@@ -5,6 +5,6 @@ _base_ = './detection_tensorrt_dynamic-320x320-1344x1344.py'
 onnx_config = dict(
     output_names=['dets', 'labels', 'masks'],
     dynamic_axes=dict(masks={0: 'batch', 1: 'num_dets'}))
-codebase_config = dict(
-    task='InstanceSegmentation',
-    post_processing=dict(export_postprocess_mask=False))
+# mmdeploy 1.3.1 runs mmdet's Mask R-CNN as an ObjectDetection task with a
+# third output; the 28x28 masks are pasted outside the graph
+codebase_config = dict(post_processing=dict(export_postprocess_mask=False))

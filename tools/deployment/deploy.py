@@ -9,7 +9,10 @@ runs the same preprocessed images through the PyTorch model
 (``test_step``), and reports for every PyTorch detection scoring above
 ``--score-thr``: whether onnxruntime has one of the same class there, the
 box IoU, the score difference and (masks) the mask IoU. ``--latency`` also
-times both per image, interleaved.
+times both per image, interleaved. ``--as-mmdeploy`` gives the PyTorch
+reference mmdeploy's two-stage post-processing, which differs from mmdet's
+in two places (:func:`mmdeploy_post_processing`): what then remains is what
+the export itself changes.
 
 Example::
 
@@ -24,6 +27,7 @@ measured here, torch 2.1 (on torch 2.13 mmdeploy's export fails inside
 mmdeploy).
 """
 import argparse
+import contextlib
 import json
 import os
 import os.path as osp
@@ -53,6 +57,11 @@ def parse_args(argv=None):
                    help='compare on the first N images (sorted by name)')
     p.add_argument('--score-thr', type=float, default=0.3,
                    help='compare PyTorch detections scoring above this')
+    p.add_argument('--as-mmdeploy', action='store_true',
+                   help='give the PyTorch reference mmdeploy\'s two-stage '
+                   'post-processing (see mmdeploy_post_processing), to '
+                   'tell what the export changes from what mmdeploy does '
+                   'differently from mmdet')
     p.add_argument('--latency', action='store_true',
                    help='also time both per image, interleaved')
     p.add_argument('--repeats', type=int, default=3,
@@ -138,6 +147,43 @@ def match(reference, deployed, score_thr):
     return rows
 
 
+@contextlib.contextmanager
+def mmdeploy_post_processing():
+    """Inside, mmdet's two-stage detectors post-process as mmdeploy 1.3.1's
+    export does, in two places where the two differ:
+
+    * the RPN's NMS runs over the proposals of all FPN levels at once
+      (mmdet runs it per level: ``batched_nms`` with the level as index);
+    * each RoI keeps, for every class, the box regressed for its
+      highest-scoring class (mmdet decodes one box per class; ONNX's
+      ``NonMaxSuppression`` takes one box per candidate for all classes).
+
+    For the comparison only: it replaces two mmdet functions in this
+    process and restores them on exit.
+    """
+    from mmdet.models.dense_heads import rpn_head
+    from mmdet.models.roi_heads.bbox_heads import BBoxHead
+    nms, predict = rpn_head.batched_nms, BBoxHead._predict_by_feat_single
+
+    def nms_across_levels(boxes, scores, levels, *args, **kwargs):
+        return nms(boxes, scores, torch.zeros_like(levels), *args, **kwargs)
+
+    def top_class_box(self, roi, cls_score, bbox_pred, *args, **kwargs):
+        if bbox_pred is not None and not self.reg_class_agnostic:
+            n, c = bbox_pred.shape[0], self.num_classes
+            top = cls_score.softmax(-1)[:, :c].argmax(1)
+            deltas = bbox_pred.view(n, c, -1)[torch.arange(n), top]
+            bbox_pred = deltas[:, None].expand(n, c, -1).reshape(n, -1)
+        return predict(self, roi, cls_score, bbox_pred, *args, **kwargs)
+
+    rpn_head.batched_nms = nms_across_levels
+    BBoxHead._predict_by_feat_single = top_class_box
+    try:
+        yield
+    finally:
+        rpn_head.batched_nms, BBoxHead._predict_by_feat_single = nms, predict
+
+
 def timed(fn, data, repeats):
     times = []
     for _ in range(repeats):
@@ -176,7 +222,9 @@ def main(argv=None):
     print(f'[2/3] comparing onnxruntime with PyTorch on {len(images)} '
           f'image(s)', flush=True)
     rows, per_image, times = [], [], dict(pytorch=[], onnxruntime=[])
-    with torch.no_grad():
+    reference = mmdeploy_post_processing() if args.as_mmdeploy \
+        else contextlib.nullcontext()
+    with torch.no_grad(), reference:
         for n, image in enumerate(images):
             data, _ = task.create_input(image)
             ref = instances(pytorch.test_step(data)[0])
@@ -194,7 +242,9 @@ def main(argv=None):
 
     report = summarise(rows, per_image, times, args.score_thr)
     report.update(config=args.config, checkpoint=args.checkpoint,
-                  deploy_cfg=args.deploy_cfg, onnx=onnx_file)
+                  deploy_cfg=args.deploy_cfg, onnx=onnx_file,
+                  reference='mmdet with mmdeploy\'s post-processing'
+                  if args.as_mmdeploy else 'mmdet')
     with open(osp.join(args.work_dir, 'report.json'), 'w') as f:
         json.dump(report, f, indent=1)
     print('[3/3] ' + format_report(report))
@@ -212,7 +262,10 @@ def summarise(rows, per_image, times, score_thr):
         min_iou=min((r['iou'] for r in rows), default=None),
         max_score_diff=max((r['score_diff'] for r in matched),
                            default=None),
-        min_mask_iou=min(masks, default=None), per_image=per_image,
+        min_mask_iou=min(masks, default=None),
+        **{'iou_below_0.99': sum(r['iou'] < 0.99 for r in rows),
+           'mask_iou_below_0.95': sum(m < 0.95 for m in masks)},
+        per_image=per_image,
         rows=rows)
     if times['pytorch']:
         ratios = [o / p for o, p in zip(times['onnxruntime'],
@@ -228,13 +281,15 @@ def format_report(r):
         return '-' if v is None else format(v, spec)
 
     lines = [
-        f'{r["compared"]} PyTorch detections above score {r["score_thr"]} '
-        f'on {r["images"]} image(s) ({r["detections_pytorch"]} in all; '
-        f'onnxruntime {r["detections_onnxruntime"]}):',
+        f'{r["compared"]} PyTorch ({r["reference"]}) detections above '
+        f'score {r["score_thr"]} on {r["images"]} image(s) '
+        f'({r["detections_pytorch"]} in all; onnxruntime '
+        f'{r["detections_onnxruntime"]}):',
         f'      unmatched {r["unmatched"]}, min box IoU '
-        f'{fmt(r["min_iou"], ".4f")}, max score difference '
-        f'{fmt(r["max_score_diff"], ".4f")}, min mask IoU '
-        f'{fmt(r["min_mask_iou"], ".4f")}']
+        f'{fmt(r["min_iou"], ".4f")} ({r["iou_below_0.99"]} below 0.99), '
+        f'max score difference {fmt(r["max_score_diff"], ".2e")}, min mask '
+        f'IoU {fmt(r["min_mask_iou"], ".4f")} ({r["mask_iou_below_0.95"]} '
+        f'below 0.95)']
     if 'latency_ms' in r:
         ms = r['latency_ms']
         lines.append(
