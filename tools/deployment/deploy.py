@@ -287,9 +287,10 @@ def format_report(r):
         f'{r["detections_onnxruntime"]}):',
         f'      unmatched {r["unmatched"]}, min box IoU '
         f'{fmt(r["min_iou"], ".4f")} ({r["iou_below_0.99"]} below 0.99), '
-        f'max score difference {fmt(r["max_score_diff"], ".2e")}, min mask '
-        f'IoU {fmt(r["min_mask_iou"], ".4f")} ({r["mask_iou_below_0.95"]} '
-        f'below 0.95)']
+        f'max score difference {fmt(r["max_score_diff"], ".2e")}' + (
+            '' if r['min_mask_iou'] is None else
+            f', min mask IoU {r["min_mask_iou"]:.4f} '
+            f'({r["mask_iou_below_0.95"]} below 0.95)')]
     if 'latency_ms' in r:
         ms = r['latency_ms']
         lines.append(
