@@ -1,14 +1,9 @@
-# Plain twin of faster_rcnn_eca_r18_shapes.py: mmdet's ResNet-18 at the same
-# half width, everything else the same (the reference for what ECA changes,
-# e.g. in deployment).
-_base_ = './faster_rcnn_eca_r18_shapes.py'
+# Plain twin of faster_rcnn_eca_r18_shapes.py: the plain Mask R-CNN twin
+# (mask_rcnn_r18_shapes.py) with boxes only.
+_base_ = './mask_rcnn_r18_shapes.py'
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='ResNet',
-        depth=18,
-        base_channels=32,
-        frozen_stages=-1,
-        norm_eval=False,
-        init_cfg=None))
+    type='FasterRCNN',
+    roi_head=dict(mask_roi_extractor=None, mask_head=None))
+val_evaluator = dict(metric='bbox')
+test_evaluator = val_evaluator

@@ -9,7 +9,7 @@ refuses such files with an error naming what was expected and what was found.
 """
 import os.path as osp
 from collections import OrderedDict
-from typing import Dict, Optional, Tuple
+from typing import Optional
 
 import torch.nn as nn
 from mmengine.logging import print_log
@@ -20,6 +20,7 @@ from .convert import (
     eca_kernel_sizes,
     extract_state_dict,
     format_kernels,
+    stage_kernel_sizes,
     sub_state_dict,
     to_backbone_state_dict,
 )
@@ -45,15 +46,13 @@ def resolve_checkpoint(spec: str) -> str:
     return path
 
 
-def _kernel_hint(model: nn.Module, found: Dict[str, Tuple[int, ...]]) -> str:
-    per_stage = []
-    for ks in found.values():
-        if len(set(ks)) != 1:
-            return ''
-        per_stage.append(ks[0])
+def _kernel_hint(model: nn.Module, state_dict: StateDict) -> str:
+    per_stage = stage_kernel_sizes(state_dict)
+    if per_stage is None:
+        return ''
     depth = getattr(model, 'depth', None)
     presets = presets_for(depth, per_stage) if depth else ()
-    hint = f' Build the backbone with k_size={tuple(per_stage)}'
+    hint = f' Build the backbone with k_size={per_stage}'
     if presets:
         hint += f" or arch='{presets[0]}'"
     return hint + '.'
@@ -110,7 +109,7 @@ def check_compatible(model: nn.Module, state_dict: StateDict,
         raise CheckpointError(
             f'ECA kernel sizes differ: the model was built with '
             f'{format_kernels(want_k)}, the checkpoint {source} has '
-            f'{format_kernels(have_k)}.' + _kernel_hint(model, have_k))
+            f'{format_kernels(have_k)}.' + _kernel_hint(model, state_dict))
 
     # 3. everything else
     missing = [k for k in target if k not in state_dict
