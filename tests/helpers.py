@@ -1,9 +1,28 @@
 """Shared test helpers."""
+import os
 import os.path as osp
+import subprocess
+import sys
 
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def run_tool(tool, *args, timeout=900):
+    """Run ``tools/<tool>`` as a user would (from the repository root, one
+    thread); return the ``CompletedProcess``."""
+    return subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', tool), *map(str, args)],
+        capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
+
+
+def tool_output(tool, *args):
+    """What ``tools/<tool>`` printed, after checking that it succeeded."""
+    r = run_tool(tool, *args)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    return r.stdout
 
 
 def randomize_bn(model, seed=0):

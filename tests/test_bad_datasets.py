@@ -7,8 +7,6 @@ import math
 import os
 import os.path as osp
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -19,7 +17,8 @@ from eca_mmdet.datasets import (
     generate_dataset,
 )
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import ROOT, run_tool
+
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_eca_r18_shapes.py')
 TINY = ['train_cfg.max_epochs=1', 'train_dataloader.batch_size=4',
         'train_dataloader.num_workers=0',
@@ -55,13 +54,6 @@ def edit(root, fn, split='train'):
     with open(ann_path(root, split), 'w') as f:
         json.dump(data, f)
     return data
-
-
-def run_tool(tool, *args):
-    r = subprocess.run([sys.executable, osp.join(ROOT, 'tools', tool), *args],
-                       capture_output=True, text=True, cwd=ROOT,
-                       env=dict(os.environ, OMP_NUM_THREADS='1'))
-    return r
 
 
 def assert_one_clear_error(r, *needles):

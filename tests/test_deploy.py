@@ -6,27 +6,15 @@ mask IoU >= 0.95, through tools/deployment/deploy.py as a user runs it.
 Needs mmdeploy 1.3.1 with onnxruntime 1.15.1, which ``make test-compat``
 installs (mmdeploy's export fails on torch 2.13)."""
 import json
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, tool_output
 
 pytest.importorskip('mmdeploy', reason='mmdeploy is installed by make '
                     'test-compat (torch 2.1); it does not export on torch '
                     '2.13')
-
-
-def run(*args):
-    r = subprocess.run([sys.executable, *map(str, args)],
-                       capture_output=True, text=True, cwd=ROOT,
-                       env=dict(os.environ, OMP_NUM_THREADS='1'),
-                       timeout=900)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    return r.stdout
 
 
 @pytest.fixture(scope='module')
@@ -48,15 +36,15 @@ def shapes(tmp_path_factory):
 def test_deployed_detector_predicts_what_pytorch_predicts(
         shapes, tmp_path, det, deploy_cfg, as_mmdeploy):
     config = osp.join(ROOT, 'configs', 'demo', f'{det}_eca_r18_shapes.py')
-    run(osp.join(ROOT, 'tools', 'train.py'), config, '--data-root',
-        f'{shapes}/', '--work-dir', tmp_path / 'train', '--cfg-options',
-        'train_cfg.max_epochs=8', 'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False')
-    out = run(osp.join(ROOT, 'tools', 'deployment', 'deploy.py'),
-              osp.join(ROOT, 'configs', 'deploy', deploy_cfg), config,
-              tmp_path / 'train' / 'epoch_8.pth', shapes / 'val',
-              '--work-dir', tmp_path / 'deploy',
-              *(['--as-mmdeploy'] if as_mmdeploy else []))
+    tool_output('train.py', config, '--data-root', f'{shapes}/',
+                '--work-dir', tmp_path / 'train', '--cfg-options',
+                'train_cfg.max_epochs=8', 'train_dataloader.num_workers=0',
+                'train_dataloader.persistent_workers=False')
+    out = tool_output('deployment/deploy.py',
+                      osp.join(ROOT, 'configs', 'deploy', deploy_cfg), config,
+                      tmp_path / 'train' / 'epoch_8.pth', shapes / 'val',
+                      '--work-dir', tmp_path / 'deploy',
+                      *(['--as-mmdeploy'] if as_mmdeploy else []))
     assert 'wrote' in out and 'unmatched 0' in out
     with open(tmp_path / 'deploy' / 'report.json') as f:
         report = json.load(f)

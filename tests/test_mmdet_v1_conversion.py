@@ -5,8 +5,6 @@ through tools/test.py, and bad files are refused with a clear message."""
 import json
 import os.path as osp
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,7 +15,7 @@ from eca_mmdet.checkpoint import CheckpointError, load_checkpoint_file
 from eca_mmdet.checkpoint.mmdet_v1 import convert_mmdet_v1
 
 from ckpt_utils import mmdet_v1_layout
-from helpers import ROOT
+from helpers import ROOT, run_tool, tool_output
 
 RELEASED = {  # config -> the authors' file name
     'faster_rcnn_eca_r50_v1': 'faster_rcnn_ecanet50_k5_bs8_lr0.01',
@@ -114,15 +112,6 @@ def coco_layout(root, num_images=2, size=(160, 120)):
         json.dump(dict(images=images, annotations=anns, categories=cats), f)
 
 
-def run_tool(tool, *args):
-    """Run ``tools/<tool>`` as a user would; return what it printed."""
-    r = subprocess.run([sys.executable, osp.join(ROOT, 'tools', tool),
-                        *map(str, args)], capture_output=True, text=True,
-                       cwd=ROOT)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    return r.stdout
-
-
 def test_converted_file_evaluates_through_test_tool(tmp_path):
     """A v1 Mask R-CNN whose classifier favours 'person' converts, loads in
     tools/test.py and tools/infer.py and predicts 'person' (label 0): had
@@ -134,7 +123,7 @@ def test_converted_file_evaluates_through_test_tool(tmp_path):
         model.roi_head.bbox_head.fc_cls.bias[0] = 20.  # person
     save_v1(model, name, tmp_path / 'v1.pth')
     ckpt = tmp_path / 'converted.pth'
-    printed = run_tool('convert_checkpoint.py', tmp_path / 'v1.pth', ckpt)
+    printed = tool_output('convert_checkpoint.py', tmp_path / 'v1.pth', ckpt)
     assert f'configs/released/{name}.py' in printed
     assert RELEASED[name] in printed  # the v1 config path, from meta
     meta = load_checkpoint_file(str(ckpt))['meta']
@@ -142,7 +131,7 @@ def test_converted_file_evaluates_through_test_tool(tmp_path):
     assert len(classes) == 80 and classes[0] == 'person'
     coco_layout(tmp_path / 'coco')
     out = tmp_path / 'results.pkl'
-    printed = run_tool(
+    printed = tool_output(
         'test.py', osp.join(ROOT, 'configs', 'released', f'{name}.py'),
         ckpt, '--data-root', tmp_path / 'coco', '--work-dir',
         tmp_path / 'work', '--out', out)
@@ -157,7 +146,7 @@ def test_converted_file_evaluates_through_test_tool(tmp_path):
 
     # and tools/infer.py draws and saves its predictions
     out_dir = tmp_path / 'infer'
-    run_tool('infer.py', tmp_path / 'coco' / 'val2017',
+    tool_output('infer.py', tmp_path / 'coco' / 'val2017',
              osp.join(ROOT, 'configs', 'released', f'{name}.py'), ckpt,
              '--out-dir', out_dir, '--device', 'cpu')
     assert len(list((out_dir / 'vis').iterdir())) == 2
@@ -199,10 +188,8 @@ def test_clear_errors(tmp_path):
     # through the tool: one error line, exit 1, nothing written
     torch.save({'meta': {'mmdet_version': '1.0rc1'}, 'state_dict': {
         'backbone.conv1.weight': torch.zeros(1)}}, tmp_path / 'bad.pth')
-    r = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'convert_checkpoint.py'),
-         str(tmp_path / 'bad.pth'), str(tmp_path / 'out.pth')],
-        capture_output=True, text=True, cwd=ROOT)
+    r = run_tool('convert_checkpoint.py', tmp_path / 'bad.pth',
+                 tmp_path / 'out.pth')
     assert r.returncode == 2, r.stderr[-2000:]
     (line, ) = r.stderr.strip().splitlines()
     assert line.startswith('error: ')

@@ -43,9 +43,6 @@ from eca_mmdet.cli import run_tool
 RELEASED = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                     'configs', 'released')
 
-register_all_modules()  # mmdet's names, for the configs' detectors
-
-
 def load_strictly(model, state_dict, what):
     """The check before anything is written."""
     try:
@@ -122,6 +119,7 @@ def main(argv=None):
                         help='key layout of an ImageNet SRC (default: '
                         'detect)')
     args = parser.parse_args(argv)
+    register_all_modules()  # mmdet's names, for the configs' detectors
     raw = load_checkpoint_file(local_checkpoint(args.src))
     if is_mmdet_v1(raw):
         convert_detector(raw, args.src, args.dst)

@@ -34,7 +34,7 @@ def setup_cpu_distributed(cfg) -> None:
         return
     if cfg.launcher != 'pytorch':
         raise ConfigError(f'launcher {cfg.launcher!r} needs GPUs; on a CPU '
-                         f'machine use tools/dist_train.sh (torchrun)')
+                          f'machine use tools/dist_train.sh (torchrun)')
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     wrapper = dict(cfg.get('model_wrapper_cfg') or {})

@@ -56,12 +56,11 @@ def run_tool(main: Callable[[Optional[Sequence[str]]], Optional[int]],
     """
     try:
         code = main(argv)
-    except ReadableError as error:
+    except BaseException as error:
         teardown_distributed(sync=False)
+        if not isinstance(error, ReadableError):
+            raise
         print(f'error: {error}', file=sys.stderr)
         return 2
-    except BaseException:
-        teardown_distributed(sync=False)
-        raise
     teardown_distributed()
     return code or 0

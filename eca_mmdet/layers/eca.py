@@ -49,7 +49,7 @@ def check_kernel_size(k_size) -> int:
         ValueError: If ``k_size`` is not a positive odd integer.
     """
     if isinstance(k_size, bool) or not isinstance(k_size, int) \
-            or k_size % 2 == 0 or k_size < 1:
+            or k_size < 1 or k_size % 2 == 0:
         raise ValueError(
             f'ECA k_size must be a positive odd int (1, 3, 5, 7, ...) so the '
             f'1-D convolution keeps the channel count, got {k_size!r}. Use '

@@ -120,9 +120,7 @@ def match(reference, deployed, score_thr):
         (0 if unmatched), ``score_diff`` and ``mask_iou`` (None without
         masks or match).
     """
-    ious = box_iou(reference['bboxes'], deployed['bboxes']) \
-        if len(deployed['scores']) else np.zeros((len(reference['scores']),
-                                                   0))
+    ious = box_iou(reference['bboxes'], deployed['bboxes'])
     taken = set()
     rows = []
     for i in np.argsort(-reference['scores']):
@@ -195,8 +193,13 @@ def timed(fn, data, repeats):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmdeploy.apis import torch2onnx
-    from mmdeploy.apis.utils import build_task_processor
+    try:
+        from mmdeploy.apis import torch2onnx
+        from mmdeploy.apis.utils import build_task_processor
+    except ImportError as e:
+        raise ImportError(
+            f'{e}. deploy.py needs mmdeploy: pip install mmdeploy==1.3.1 '
+            f'onnxruntime==1.15.1, in a torch 2.1 environment') from e
 
     cli.check_file_exists(args.deploy_cfg, 'deploy config')
     cli.check_file_exists(args.checkpoint, 'checkpoint')
