@@ -18,6 +18,9 @@ DEPLOY_STAMP := $(COMPAT_VENV)/.mmdeploy_installed
 DEPLOY_DEPS  := mmdeploy==1.3.1 onnxruntime==1.15.1
 # what most mmdet 3.3 users have: OpenMMLab's mmcv 2.1.0 wheels stop at 2.1
 COMPAT_STACK := torch==2.1.2 'numpy<2'
+# timm's ECA backbones (ECATimmBackbone): timm needs the torchvision of its
+# torch, which the CPU torch 2.13 here has not
+TIMM_DEPS    := torchvision==0.16.2 timm==1.0.31
 TEST_DEPS    := pytest hypothesis gdown huggingface_hub onnx onnxscript onnxruntime faster-coco-eval
 
 .PHONY: install test demo benchmark test-compat fuzz fuzz-compat clean-venv
@@ -67,7 +70,7 @@ $(COMPAT_STAMP): pyproject.toml
 	@echo "==> [3/4] mmcv 2.1.0 built against torch 2.1 (20-30 minutes, no cache)"
 	MAX_JOBS=$(JOBS) $(COMPAT_PIP) install --no-build-isolation --no-cache-dir mmcv==2.1.0
 	@echo "==> [4/4] mmdet 3.3.0, pycocotools, test tools and eca_mmdet"
-	$(COMPAT_PIP) install mmdet==3.3.0 pycocotools safetensors matplotlib tqdm $(TEST_DEPS) $(COMPAT_STACK)
+	$(COMPAT_PIP) install mmdet==3.3.0 pycocotools safetensors filelock matplotlib tqdm $(TEST_DEPS) $(TIMM_DEPS) $(COMPAT_STACK)
 	$(COMPAT_PIP) install --no-deps -e .
 	$(COMPAT_PY) -c "import torch, numpy, mmcv.ops, mmdet, eca_mmdet; print('compat stack: torch', torch.__version__, 'numpy', numpy.__version__, 'mmcv', mmcv.__version__, 'mmdet', mmdet.__version__)"
 	@touch $(COMPAT_STAMP)

@@ -1,4 +1,5 @@
 """A real HTTP server on 127.0.0.1 standing in for the internet in tests."""
+import contextlib
 import http.server
 import threading
 from dataclasses import dataclass, field
@@ -9,11 +10,17 @@ from typing import Dict, List, Optional
 class Route:
     """What the server answers for one path: ``body`` with ``status`` and
     ``headers``; ``cut_after`` bytes of it, then the connection drops (an
-    interrupted transfer that announced the full length)."""
+    interrupted transfer that announced the full length). With
+    ``hold_after``, each transfer sends that many bytes, sets ``holding``
+    and waits for ``release`` before it sends the rest (a download in
+    progress, for as long as a test needs one)."""
     body: bytes = b''
     status: int = 200
     headers: Dict[str, str] = field(default_factory=dict)
     cut_after: Optional[int] = None
+    hold_after: Optional[int] = None
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 class LoopbackServer:
@@ -50,10 +57,20 @@ class LoopbackServer:
                     self.send_header(key, value)
                 self.send_header('Content-Length', str(len(route.body)))
                 self.end_headers()
-                if with_body:
-                    self.wfile.write(route.body[:route.cut_after])
-                    if route.cut_after is not None:
-                        self.close_connection = True
+                if not with_body:
+                    return
+                data = route.body[:route.cut_after]
+                with contextlib.suppress(BrokenPipeError,
+                                         ConnectionResetError):
+                    if route.hold_after is not None:
+                        self.wfile.write(data[:route.hold_after])
+                        self.wfile.flush()
+                        route.holding.set()
+                        route.release.wait(server.timeout)
+                        data = data[route.hold_after:]
+                    self.wfile.write(data)
+                if route.cut_after is not None:
+                    self.close_connection = True
 
             def do_GET(self):
                 self.answer(True)

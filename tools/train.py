@@ -16,6 +16,7 @@ from mmdet.utils import setup_cache_size_limit_of_dynamo
 
 import eca_mmdet.engine  # noqa: F401  (opt-in: safe checkpoint I/O, hooks)
 from eca_mmdet import cli
+from eca_mmdet.utils import is_main_process
 
 
 def parse_args(argv=None):
@@ -55,9 +56,11 @@ def build_cfg(args):
         cfg.resume = True
         cfg.load_from = args.resume
     cli.use_safe_training_hooks(cfg)
+    cli.add_custom_hooks(cfg, 'BatchSizeLogHook')
     cli.setup_device(cfg)
     for line in cli.fetch_checkpoints(cfg):
-        print(line, flush=True)
+        if is_main_process():
+            print(line, flush=True)
     cli.check_datasets_exist(cfg)
     return cfg
 

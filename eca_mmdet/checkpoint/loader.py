@@ -12,8 +12,8 @@ from collections import OrderedDict
 from typing import Optional
 
 import torch.nn as nn
-from mmengine.logging import print_log
 
+from ..utils import log_once
 from .convert import (
     StateDict,
     blocks_per_stage,
@@ -159,6 +159,6 @@ def load_pretrained(model: nn.Module, checkpoint: str, fmt: str = 'auto',
     leftover = [k for k in result.missing_keys
                 if not k.endswith('num_batches_tracked')]
     assert not leftover and not result.unexpected_keys, (leftover, result)
-    print_log(f'{type(model).__name__}: loaded {len(state_dict)} tensors '
-              f'({fmt} layout) from {path}', logger='current')
+    log_once(f'{type(model).__name__}: loaded {len(state_dict)} tensors '
+             f'({fmt} layout) from {path}')
     return path

@@ -17,20 +17,22 @@ A downloaded file is written under a temporary name, checked (it must read
 through :func:`~.safe_load.load_checkpoint_file`; a released file must also
 have the released depth, kernel sizes and keys) and only then moved into
 place, with its sha256 recorded beside it (``<file>.sha256``) and verified
-whenever it is used again. ``ECA_MMDET_NO_DOWNLOAD=1`` turns downloading
-off; ``ECA_MMDET_DRIVE_URL`` (a template with ``{id}``) points ``eca://``
-at a mirror.
+whenever it is used again. One process fetches each file, the others of a
+job wait for it (:mod:`.fetch_lock`); only that one prints its progress.
+``ECA_MMDET_NO_DOWNLOAD=1`` turns downloading off; ``ECA_MMDET_DRIVE_URL``
+(a template with ``{id}``) points ``eca://`` at a mirror.
 """
 import hashlib
 import http.client
 import os
 import os.path as osp
+import re
 from typing import Callable
 from urllib.parse import urlparse
 
 import torch
-from mmengine.logging import print_log
 
+from ..utils import log_for_job
 from .convert import (
     blocks_per_stage,
     eca_kernel_sizes,
@@ -40,6 +42,7 @@ from .convert import (
     to_backbone_state_dict,
 )
 from .errors import CheckpointError
+from .fetch_lock import fetch_lock, partial_path, remove_stale_partials
 from .mmdet_v1 import convert_mmdet_v1
 from .safe_load import load_checkpoint_file
 from .zoo import (
@@ -140,11 +143,6 @@ def _into_cache(tmp: str, path: str, check: Callable[[str], None]) -> str:
     return path
 
 
-def _partial(path: str) -> str:
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    return f'{path}.{os.getpid()}.partial'
-
-
 # -- eca:// -------------------------------------------------------------------
 
 def check_release(path: str, preset: str) -> str:
@@ -195,22 +193,27 @@ def _released(spec: str) -> str:
             + manual) from None
     url = os.environ.get(DRIVE_URL_ENV, DRIVE_URL).format(
         id=RELEASED_CHECKPOINTS[preset]['drive'])
-    tmp = _partial(path)
-    print_log(f'{spec}: downloading {preset} from {url}', logger='current')
-    try:
-        if gdown.download(url=url, output=tmp, quiet=False) is None:
-            raise OSError('gdown fetched nothing')
-        checked = []
-        _into_cache(tmp, path,
-                    lambda p: checked.append(check_release(p, preset)))
-    except (OSError, CheckpointError, gdown.exceptions.DownloadError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(
-            f'could not fetch {spec} from {url} ({reason}). This happens '
-            f'offline, behind a firewall or over Google Drive\'s download '
-            f'quota. ' + manual) from None
-    print_log(f'{spec}: checked ({checked[0]}); saved {path} (sha256 in '
-              f'{path}.sha256)', logger='current')
+    with fetch_lock(path, spec):
+        if osp.isfile(path):  # another process fetched it while we waited
+            return _verify_recorded(path)
+        remove_stale_partials(path)
+        tmp = partial_path(path)
+        log_for_job(f'{spec}: downloading {preset} from {url}')
+        try:
+            if gdown.download(url=url, output=tmp, quiet=False) is None:
+                raise OSError('gdown fetched nothing')
+            checked = []
+            _into_cache(tmp, path,
+                        lambda p: checked.append(check_release(p, preset)))
+        except (OSError, CheckpointError,
+                gdown.exceptions.DownloadError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise CheckpointError(
+                f'could not fetch {spec} from {url} ({reason}). This '
+                f'happens offline, behind a firewall or over Google '
+                f'Drive\'s download quota. ' + manual) from None
+    log_for_job(f'{spec}: checked ({checked[0]}); saved {path} (sha256 in '
+                f'{path}.sha256)')
     return path
 
 
@@ -236,19 +239,48 @@ def hub_repo(spec: str) -> str:
     return repo
 
 
+def _hub_file(path: str) -> str:
+    """A file of the hub's cache, checked against its content address: an
+    LFS file's blob is named by its sha256."""
+    blob = osp.realpath(path)
+    name = osp.basename(blob)
+    if re.fullmatch('[0-9a-f]{64}', name) and sha256_of(blob) != name:
+        raise CheckpointError(
+            f'{path} changed since it was downloaded (its sha256 is not '
+            f'{name}, the hash the hub gave): delete {blob} to fetch it '
+            f'again')
+    return path
+
+
 def _hub(spec: str) -> str:
     repo = hub_repo(spec)
     try:
         from huggingface_hub import hf_hub_download
+        from huggingface_hub.constants import HF_HUB_CACHE
     except ImportError:
         raise CheckpointError(
             f'{spec}: fetching from the Hugging Face hub needs '
             f'huggingface_hub (pip install huggingface_hub, or '
             f'eca-mmdet[download]); or download {HF_FILE} from '
             f'https://huggingface.co/{repo} and give its path') from None
+
+    def fetch(local_only):
+        return _hub_file(hf_hub_download(repo, HF_FILE,
+                                         local_files_only=local_only))
+
+    def cached():  # no request at all once the cache has the file
+        try:
+            return fetch(local_only=True)
+        except (OSError, ValueError):
+            return None
     try:
-        return hf_hub_download(repo, HF_FILE,
-                               local_files_only=not downloads_allowed())
+        path = cached()
+        if path is None and downloads_allowed():
+            entry = osp.join(HF_HUB_CACHE,
+                             'models--' + repo.replace('/', '--'))
+            with fetch_lock(entry, spec):
+                path = cached() or fetch(local_only=False)
+        return path or fetch(local_only=True)  # offline: the hub's error
     except (OSError, ValueError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(
@@ -279,15 +311,20 @@ def _url(url: str) -> str:
             f'{url} is not in the cache and downloading is off '
             f'({NO_DOWNLOAD_ENV} is set): download it and save it as {path}')
     match = torch.hub.HASH_REGEX.search(osp.basename(path))
-    tmp = _partial(path)
-    try:
-        torch.hub.download_url_to_file(
-            url, tmp, match.group(1) if match else None, progress=True)
-        _into_cache(tmp, path, load_checkpoint_file)
-    except (OSError, RuntimeError, ValueError,
-            http.client.HTTPException) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(
-            f'could not fetch {url} ({reason}): download it and give its '
-            f'path, or save it as {path}') from None
+    with fetch_lock(path, url):
+        if osp.isfile(path):  # another process fetched it while we waited
+            return _verify_recorded(path)
+        remove_stale_partials(path)
+        tmp = partial_path(path)
+        log_for_job(f'{url}: downloading to {path}')
+        try:
+            torch.hub.download_url_to_file(
+                url, tmp, match.group(1) if match else None, progress=True)
+            _into_cache(tmp, path, load_checkpoint_file)
+        except (OSError, RuntimeError, ValueError,
+                http.client.HTTPException) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise CheckpointError(
+                f'could not fetch {url} ({reason}): download it and give '
+                f'its path, or save it as {path}') from None
     return path

@@ -11,6 +11,7 @@ our ``tools/train.py`` and ``tools/test.py`` do it) changes the process:
 """
 from ..checkpoint.mmengine_scheme import register_safe_local_loader
 from .atomic_backend import AtomicLocalBackend, register_atomic_backend
+from .batch_size_log_hook import BatchSizeLogHook
 from .epoch_seed_hook import EpochSeedHook, epoch_seed
 from .finite_loss_hook import FiniteLossHook, NonFiniteLossError
 from .image_files_check_hook import ImageFilesCheckHook, MissingImagesError
@@ -19,7 +20,7 @@ from .safe_checkpoint_hook import SafeCheckpointHook
 register_atomic_backend()
 register_safe_local_loader()
 
-__all__ = ['AtomicLocalBackend', 'EpochSeedHook', 'epoch_seed',
-           'FiniteLossHook', 'NonFiniteLossError', 'ImageFilesCheckHook',
-           'MissingImagesError', 'SafeCheckpointHook',
+__all__ = ['AtomicLocalBackend', 'BatchSizeLogHook', 'EpochSeedHook',
+           'epoch_seed', 'FiniteLossHook', 'NonFiniteLossError',
+           'ImageFilesCheckHook', 'MissingImagesError', 'SafeCheckpointHook',
            'register_atomic_backend']

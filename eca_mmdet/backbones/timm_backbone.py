@@ -1,0 +1,250 @@
+"""timm's ECA networks as MMDetection backbones.
+
+:class:`ECATimmBackbone` builds a timm model with timm's own
+``features_only`` machinery (``timm.create_model(..., features_only=True)``)
+and gives it what mmdet's ``ResNet`` means by ``out_indices``,
+``frozen_stages`` and ``norm_eval``. Its ImageNet weights come as any other
+checkpoint here (``timm://NAME.TAG``, ``hf-hub:timm/NAME.TAG``, a local
+``.safetensors`` / ``.pth``), read by the safe loader and loaded strictly:
+the file must hold exactly the weights of the named architecture.
+"""
+from typing import Dict, Optional, Sequence
+
+import torch
+from mmdet.registry import MODELS
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..checkpoint import CheckpointError, extract_state_dict
+from ..checkpoint.convert import sub_state_dict
+from ..checkpoint.loader import resolve_checkpoint
+from ..checkpoint.safe_load import load_checkpoint_file
+from ..checkpoint.sources import HF_SCHEME, TIMM_SCHEME
+from ..errors import ReadableError
+from ..utils import log_once
+
+#: timm's ECA architectures with ImageNet weights (timm 1.0.31): the tags
+#: published on the Hugging Face hub, the default first
+TIMM_ECA_MODELS: Dict[str, Sequence[str]] = {
+    'ecaresnetlight': ('miil_in1k', ),
+    'ecaresnet26t': ('ra2_in1k', ),
+    'ecaresnet50d': ('miil_in1k', ),
+    'ecaresnet50d_pruned': ('miil_in1k', ),
+    'ecaresnet50t': ('ra2_in1k', 'a1_in1k', 'a2_in1k', 'a3_in1k'),
+    'ecaresnet101d': ('miil_in1k', ),
+    'ecaresnet101d_pruned': ('miil_in1k', ),
+    'ecaresnet269d': ('ra2_in1k', ),
+    'eca_resnet33ts': ('ra2_in1k', ),
+    'eca_resnext26ts': ('ch_in1k', ),
+    'eca_halonext26ts': ('c1_in1k', ),
+    'eca_nfnet_l0': ('ra2_in1k', ),
+    'eca_nfnet_l1': ('ra2_in1k', ),
+    'eca_nfnet_l2': ('ra3_in1k', ),
+    'eca_botnext26ts_256': ('c1_in1k', ),
+}
+#: the strides of mmdet's ResNet stages, out_indices 0..3
+STAGE_STRIDES = (4, 8, 16, 32)
+
+
+class TimmMissingError(ReadableError, ImportError):
+    """timm is not installed."""
+
+
+def _timm():
+    try:
+        import timm
+    except ImportError as e:
+        raise TimmMissingError(
+            f'ECATimmBackbone needs timm (and a torchvision that matches '
+            f'torch): pip install "eca-mmdet[timm]" ({e})') from None
+    return timm
+
+
+def _arch_of_spec(spec: str) -> Optional[str]:
+    """``timm://NAME.TAG`` / ``hf-hub:timm/NAME.TAG`` -> ``NAME``."""
+    for scheme in (TIMM_SCHEME, HF_SCHEME + 'timm/'):
+        if spec.startswith(scheme):
+            return spec[len(scheme):].split('.')[0]
+    return None
+
+
+def timm_state_keys(model_name: str, **kwargs) -> Dict[str, torch.Size]:
+    """The state_dict keys and shapes of timm's whole ``model_name`` (what
+    its checkpoints hold), built on the meta device (no memory, no time)."""
+    with torch.device('meta'):
+        model = _timm().create_model(model_name, pretrained=False, **kwargs)
+    return {k: v.shape for k, v in model.state_dict().items()}
+
+
+@MODELS.register_module()
+class ECATimmBackbone(BaseModule):
+    """The feature pyramid of one of timm's ECA networks.
+
+    Args:
+        model_name (str): timm's architecture, one of
+            :data:`TIMM_ECA_MODELS` (another timm CNN works the same way).
+        out_indices (Sequence[int]): Which of the stride 4, 8, 16 and 32
+            features to return (0-3), as for mmdet's ``ResNet``. Defaults to
+            ``(0, 1, 2, 3)``.
+        frozen_stages (int): Stages whose parameters are frozen and whose
+            normalisation layers stay in eval mode: -1 none, 0 the stem,
+            ``k`` the stem and the first ``k`` stages. Defaults to -1.
+        norm_eval (bool): Keep every batch-norm layer in eval mode while
+            training (running statistics fixed). Defaults to True.
+        init_cfg (dict, optional): ``dict(type='Pretrained',
+            checkpoint='timm://NAME.TAG')`` (or ``hf-hub:timm/NAME.TAG``, a
+            local ``.safetensors`` / ``.pth``), loaded strictly.
+        **timm_kwargs: More arguments of ``timm.create_model`` (for example
+            ``drop_path_rate``).
+    """
+
+    def __init__(self,
+                 model_name: str,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = True,
+                 init_cfg: Optional[dict] = None,
+                 **timm_kwargs):
+        super().__init__(init_cfg)
+        timm = _timm()
+        if not set(out_indices) <= set(range(len(STAGE_STRIDES))):
+            raise ValueError(f'out_indices {tuple(out_indices)}: each must '
+                             f'be 0-3 (the stride 4, 8, 16, 32 features)')
+        if not -1 <= frozen_stages <= len(STAGE_STRIDES):
+            raise ValueError(f'frozen_stages must be -1 to 4, got '
+                             f'{frozen_stages}')
+        self.model_name = model_name
+        self.timm_kwargs = timm_kwargs
+        self.body = timm.create_model(model_name, pretrained=False,
+                                      features_only=True, **timm_kwargs)
+        strides = self.body.feature_info.reduction()
+        missing = [s for s in STAGE_STRIDES if s not in strides]
+        if missing:
+            raise ValueError(f'{model_name} has no feature of stride '
+                             f'{missing} (its strides: {strides})')
+        #: positions in timm's feature list of what each out_index returns
+        self.features = [strides.index(STAGE_STRIDES[i])
+                         for i in out_indices]
+        self.out_indices = tuple(out_indices)
+        self.channels = [self.body.feature_info.channels()[i]
+                         for i in self.features]
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self._freeze_stages()
+
+    def stage_of_modules(self):
+        """``(stage, module)`` for the modules timm's feature net runs, in
+        order: 0 the stem (before the stride-4 feature's stage), ``k`` the
+        stage whose output is ``STAGE_STRIDES[k - 1]``."""
+        strides = self.body.feature_info.reduction()
+        emits = {name: strides[int(i)]
+                 for name, i in self.body.return_layers.items()}
+        stride_before = 1
+        for name, module in self.body.items():
+            stage = 0
+            for k, s in enumerate(STAGE_STRIDES, 1):
+                if stride_before >= s // 2 and (
+                        emits.get(name, 0) >= s or stride_before < s):
+                    stage = k
+            yield stage, module
+            stride_before = max(stride_before, emits.get(name, 0))
+
+    def _freeze_stages(self) -> None:
+        for stage, module in self.stage_of_modules():
+            if stage <= self.frozen_stages:
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def forward(self, x: torch.Tensor):
+        features = self.body(x)
+        return tuple(features[i] for i in self.features)
+
+    def init_weights(self) -> None:
+        cfg = self.init_cfg or {}
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            self.load_timm_checkpoint(cfg['checkpoint'], cfg.get('prefix'))
+        else:
+            super().init_weights()
+
+    def load_timm_checkpoint(self, spec: str,
+                             prefix: Optional[str] = None) -> str:
+        """Load timm's weights of this architecture, strictly.
+
+        Args:
+            spec (str): ``timm://NAME.TAG``, ``hf-hub:timm/NAME.TAG`` or a
+                local ``.safetensors`` / ``.pth`` file.
+            prefix (str, optional): Only the keys under this prefix.
+
+        Returns:
+            str: The local file read.
+
+        Raises:
+            CheckpointError: The file is not one of ``model_name``'s
+                (the error names both architectures), or unreadable.
+        """
+        path = resolve_checkpoint(spec)
+        state_dict = extract_state_dict(load_checkpoint_file(path))
+        if prefix:
+            state_dict = sub_state_dict(
+                state_dict, prefix if prefix.endswith('.') else prefix + '.')
+        want = timm_state_keys(self.model_name, **self.timm_kwargs)
+        self._check_fits(spec, state_dict, want)
+        # timm's feature net keeps the modules of the whole model under
+        # flattened names (stages.0 -> stages_0), in the same order
+        ours = list(self.body.state_dict())
+        theirs = [k for k in want][:len(ours)]
+        for a, b in zip(ours, theirs):
+            assert a.replace('_', '.') == b.replace('_', '.'), (a, b)
+        self.body.load_state_dict(
+            {a: state_dict[b] for a, b in zip(ours, theirs)}, strict=True)
+        log_once(f'ECATimmBackbone({self.model_name}): loaded {len(ours)} '
+                 f'of the file\'s {len(state_dict)} tensors from {path}')
+        return path
+
+    def _check_fits(self, spec: str, state_dict, want) -> None:
+        have = {k: v.shape for k, v in state_dict.items()}
+        missing = [k for k in want if k not in have
+                   and not k.endswith('num_batches_tracked')]
+        unexpected = [k for k in have if k not in want]
+        shapes = [f'{k}: file {tuple(have[k])}, model {tuple(want[k])}'
+                  for k in want if k in have and have[k] != want[k]]
+        if not (missing or unexpected or shapes):
+            return
+        arch = _arch_of_spec(spec) or _identify(have)
+        found = (f'{arch}\'s weights' if arch else
+                 'weights of no timm ECA architecture')
+        detail = '; '.join(
+            f'{n} {what}, e.g. {", ".join(keys[:3])}'
+            for n, what, keys in ((len(missing), 'missing', missing),
+                                  (len(unexpected), 'unexpected', unexpected),
+                                  (len(shapes), 'of another shape', shapes))
+            if keys)
+        raise CheckpointError(
+            f'{spec} holds {found}, not {self.model_name}\'s ({detail}). '
+            f'Give model_name={arch!r} or the checkpoint of '
+            f'{self.model_name} (timm://{self.model_name}.'
+            f'{TIMM_ECA_MODELS.get(self.model_name, ("TAG", ))[0]}).'
+            if arch else
+            f'{spec} holds {found}, not {self.model_name}\'s ({detail}).')
+
+
+def _identify(have) -> Optional[str]:
+    """The timm ECA architecture whose weights ``have`` are, if any."""
+    for name in TIMM_ECA_MODELS:
+        want = timm_state_keys(name)
+        if {k: s for k, s in have.items()
+                if not k.endswith('num_batches_tracked')} == {
+                    k: s for k, s in want.items()
+                    if not k.endswith('num_batches_tracked')}:
+            return name
+    return None
