@@ -58,7 +58,7 @@ def test_import_only_registers_models_and_eca_scheme():
             'ECAMobileNetV2'} <= new_models
     assert new_models <= {'ECA', 'ECANS', 'SE', 'SEGC', 'SEVar1', 'SEVar2',
                           'SEVar3', 'ECAResNet', 'ECAResNetV1d',
-                          'ECAMobileNetV2'}
+                          'ECAMobileNetV2', 'ECATimmBackbone'}
 
 
 def test_engine_is_the_opt_in():
@@ -69,5 +69,5 @@ def test_engine_is_the_opt_in():
         assert after['schemes'][scheme].startswith('eca_mmdet.')
         assert before['schemes'][scheme].startswith('mmengine.')
     assert {'SafeCheckpointHook', 'FiniteLossHook', 'EpochSeedHook',
-            'ImageFilesCheckHook'} <= set(after['hooks']) - \
-        set(before['hooks'])
+            'ImageFilesCheckHook', 'BatchSizeLogHook'} <= \
+        set(after['hooks']) - set(before['hooks'])

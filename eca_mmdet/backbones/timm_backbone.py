@@ -133,21 +133,14 @@ class ECATimmBackbone(BaseModule):
         self._freeze_stages()
 
     def stage_of_modules(self):
-        """``(stage, module)`` for the modules timm's feature net runs, in
-        order: 0 the stem (before the stride-4 feature's stage), ``k`` the
-        stage whose output is ``STAGE_STRIDES[k - 1]``."""
-        strides = self.body.feature_info.reduction()
-        emits = {name: strides[int(i)]
-                 for name, i in self.body.return_layers.items()}
-        stride_before = 1
+        """``(stage, module)`` for each module of timm's feature net, in
+        order: 0 for the stem (timm's ``stem*`` modules, or those up to the
+        stride-2 feature), ``k`` for the modules up to the output of the
+        ``k``-th stage."""
+        emitted = 0
         for name, module in self.body.items():
-            stage = 0
-            for k, s in enumerate(STAGE_STRIDES, 1):
-                if stride_before >= s // 2 and (
-                        emits.get(name, 0) >= s or stride_before < s):
-                    stage = k
-            yield stage, module
-            stride_before = max(stride_before, emits.get(name, 0))
+            yield 0 if name.startswith('stem') else emitted, module
+            emitted += name in self.body.return_layers
 
     def _freeze_stages(self) -> None:
         for stage, module in self.stage_of_modules():
