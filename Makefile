@@ -1,5 +1,6 @@
 # eca-mmdet: `make demo` runs the built-in demo, `make test` the test suite.
-# Both create ./.venv and install the pinned stack on first use (idempotent).
+# Both create ./.venv and install the pinned stack on first use (idempotent);
+# `make test` also builds ./.venv-compat (below) for the tests that use timm.
 # `make test-compat` runs the suite on the oldest supported stack (torch 2.1,
 # numpy 1) in ./.venv-compat, with mmdeploy for the deployment test.
 VENV   ?= .venv
@@ -12,6 +13,7 @@ COMPAT_VENV  ?= .venv-compat
 COMPAT_PY    := $(COMPAT_VENV)/bin/python
 COMPAT_PIP   := $(COMPAT_PY) -m pip
 COMPAT_STAMP := $(COMPAT_VENV)/.eca_mmdet_installed
+COMPAT_WHEELS ?= $(HOME)/.cache/eca-mmdet/wheels/mmcv-2.1.0_torch-2.1.2_$(shell python3 -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
 # mmdeploy 1.3.1 exports on torch 2.1 (not 2.13); its onnxruntime custom
 # operators are built against onnxruntime 1.15.1
 DEPLOY_STAMP := $(COMPAT_VENV)/.mmdeploy_installed
@@ -42,9 +44,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -c "import mmcv.ops, mmdet, eca_mmdet; print('eca_mmdet', eca_mmdet.__version__, 'ready: mmcv', mmcv.__version__, 'mmdet', mmdet.__version__)"
 	@touch $(STAMP)
 
-test: install
+# timm needs the torchvision of its torch; the CPU torch 2.13 here has none,
+# so the tests that use timm run in the torch 2.1 environment
+TIMM_TESTS := tests/test_timm_backbone.py tests/test_configs.py
+
+test: install $(COMPAT_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
+	@echo "==> timm's ECA backbones in $(COMPAT_VENV) (torch 2.1 + torchvision + timm)"
+	$(COMPAT_PY) -m pytest -q $(TIMM_TESTS) -k timm
 
 demo: install
 	$(PY) tools/demo.py $(ARGS)
@@ -57,9 +65,9 @@ fuzz: install
 benchmark: install
 	$(PY) tools/analysis/benchmark.py $(ARGS)
 
-# mmcv is built with --no-cache-dir: pip's cache keys its wheel by name and
-# version only, and a wheel built for another torch fails with undefined
-# symbols. eca_mmdet goes in as a user would add it (--no-deps: it must not
+# mmcv is built with --no-cache-dir into a folder of its own, named for the
+# torch it is built against: pip's cache keys its wheel by name and version
+# only, and a wheel built for another torch fails with undefined symbols. eca_mmdet goes in as a user would add it (--no-deps: it must not
 # touch the stack).
 $(COMPAT_STAMP): pyproject.toml
 	@test -x $(COMPAT_PY) || python3 -m venv $(COMPAT_VENV)
@@ -67,8 +75,12 @@ $(COMPAT_STAMP): pyproject.toml
 	$(COMPAT_PIP) install $(COMPAT_STACK) 'setuptools>=77.0.3,<81' ninja wheel
 	@echo "==> [2/4] mmengine"
 	$(COMPAT_PIP) install mmengine==0.10.7 $(COMPAT_STACK)
-	@echo "==> [3/4] mmcv 2.1.0 built against torch 2.1 (20-30 minutes, no cache)"
-	MAX_JOBS=$(JOBS) $(COMPAT_PIP) install --no-build-isolation --no-cache-dir mmcv==2.1.0
+	@echo "==> [3/4] mmcv 2.1.0 built against torch 2.1: 20-30 minutes the first time;"
+	@echo "          the wheel is kept in $(COMPAT_WHEELS)"
+	test -n "$$(ls $(COMPAT_WHEELS)/mmcv-2.1.0-*.whl 2>/dev/null)" || \
+	  MAX_JOBS=$(JOBS) $(COMPAT_PIP) wheel --no-build-isolation --no-deps \
+	  --no-cache-dir -w $(COMPAT_WHEELS) mmcv==2.1.0
+	$(COMPAT_PIP) install --no-deps $(COMPAT_WHEELS)/mmcv-2.1.0-*.whl
 	@echo "==> [4/4] mmdet 3.3.0, pycocotools, test tools and eca_mmdet"
 	$(COMPAT_PIP) install mmdet==3.3.0 pycocotools safetensors filelock matplotlib tqdm $(TEST_DEPS) $(TIMM_DEPS) $(COMPAT_STACK)
 	$(COMPAT_PIP) install --no-deps -e .

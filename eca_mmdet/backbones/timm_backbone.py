@@ -19,29 +19,12 @@ from ..checkpoint import CheckpointError, extract_state_dict
 from ..checkpoint.convert import sub_state_dict
 from ..checkpoint.loader import resolve_checkpoint
 from ..checkpoint.safe_load import load_checkpoint_file
-from ..checkpoint.sources import HF_SCHEME, TIMM_SCHEME
+from ..checkpoint.sources import HF_SCHEME, TIMM_SCHEME, TIMM_WEIGHTS
 from ..errors import ReadableError
 from ..utils import log_once
 
-#: timm's ECA architectures with ImageNet weights (timm 1.0.31): the tags
-#: published on the Hugging Face hub, the default first
-TIMM_ECA_MODELS: Dict[str, Sequence[str]] = {
-    'ecaresnetlight': ('miil_in1k', ),
-    'ecaresnet26t': ('ra2_in1k', ),
-    'ecaresnet50d': ('miil_in1k', ),
-    'ecaresnet50d_pruned': ('miil_in1k', ),
-    'ecaresnet50t': ('ra2_in1k', 'a1_in1k', 'a2_in1k', 'a3_in1k'),
-    'ecaresnet101d': ('miil_in1k', ),
-    'ecaresnet101d_pruned': ('miil_in1k', ),
-    'ecaresnet269d': ('ra2_in1k', ),
-    'eca_resnet33ts': ('ra2_in1k', ),
-    'eca_resnext26ts': ('ch_in1k', ),
-    'eca_halonext26ts': ('c1_in1k', ),
-    'eca_nfnet_l0': ('ra2_in1k', ),
-    'eca_nfnet_l1': ('ra2_in1k', ),
-    'eca_nfnet_l2': ('ra3_in1k', ),
-    'eca_botnext26ts_256': ('c1_in1k', ),
-}
+#: timm's ECA architectures with ImageNet weights
+TIMM_ECA_MODELS: Sequence[str] = tuple(TIMM_WEIGHTS)
 #: the strides of mmdet's ResNet stages, out_indices 0..3
 STAGE_STRIDES = (4, 8, 16, 32)
 
@@ -225,8 +208,8 @@ class ECATimmBackbone(BaseModule):
         raise CheckpointError(
             f'{spec} holds {found}, not {self.model_name}\'s ({detail}). '
             f'Give model_name={arch!r} or the checkpoint of '
-            f'{self.model_name} (timm://{self.model_name}.'
-            f'{TIMM_ECA_MODELS.get(self.model_name, ("TAG", ))[0]}).'
+            f'{self.model_name} ({TIMM_SCHEME}'
+            f'{TIMM_WEIGHTS.get(self.model_name, "timm/NAME.TAG")[5:]}).'
             if arch else
             f'{spec} holds {found}, not {self.model_name}\'s ({detail}).')
 

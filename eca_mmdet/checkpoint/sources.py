@@ -58,11 +58,17 @@ DRIVE_URL_ENV = 'ECA_MMDET_DRIVE_URL'
 DRIVE_URL = 'https://drive.google.com/uc?id={id}'
 HF_SCHEME = 'hf-hub:'
 TIMM_SCHEME = 'timm://'
-#: timm model name -> the hub repository of its default pretrained tag
-TIMM_WEIGHTS = {
-    'ecaresnet50d': 'timm/ecaresnet50d.miil_in1k',
-    'ecaresnet101d': 'timm/ecaresnet101d.miil_in1k',
-}
+#: timm's ECA architectures with ImageNet weights (timm 1.0.31) -> the hub
+#: repository of the default tag (``ecaresnet50t`` also has a1/a2/a3_in1k)
+TIMM_WEIGHTS = {name: f'timm/{name}.{tag}' for name, tag in (
+    ('ecaresnetlight', 'miil_in1k'), ('ecaresnet26t', 'ra2_in1k'),
+    ('ecaresnet50d', 'miil_in1k'), ('ecaresnet50d_pruned', 'miil_in1k'),
+    ('ecaresnet50t', 'ra2_in1k'), ('ecaresnet101d', 'miil_in1k'),
+    ('ecaresnet101d_pruned', 'miil_in1k'), ('ecaresnet269d', 'ra2_in1k'),
+    ('eca_resnet33ts', 'ra2_in1k'), ('eca_resnext26ts', 'ch_in1k'),
+    ('eca_halonext26ts', 'c1_in1k'), ('eca_nfnet_l0', 'ra2_in1k'),
+    ('eca_nfnet_l1', 'ra2_in1k'), ('eca_nfnet_l2', 'ra3_in1k'),
+    ('eca_botnext26ts_256', 'c1_in1k'))}
 HF_FILE = 'model.safetensors'
 URL_SCHEMES = ('http://', 'https://')
 
