@@ -128,4 +128,4 @@ def test_timm_config_trains_on_generated_data(tmp_path):
     trains a few iterations on generated data through tools/train.py."""
     from tiny_training import train_tiny
     out = train_tiny('timm/retinanet_eca_resnext26ts.py', tmp_path)
-    assert 'ECATimmBackbone' in out
+    assert "type='ECATimmBackbone'" in out

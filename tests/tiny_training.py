@@ -20,15 +20,10 @@ train_dataloader = dict(
     batch_sampler=None, dataset=dict(
         _delete_=True, type='CocoDataset', **data, pipeline=pipeline,
         ann_file='annotations/train.json', data_prefix=dict(img='train/')))
-val_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(
-        _delete_=True, type='CocoDataset', **data, pipeline=pipeline,
-        ann_file='annotations/val.json', data_prefix=dict(img='val/'),
-        test_mode=True))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file={root!r} + 'annotations/val.json')
-test_evaluator = val_evaluator
-train_cfg = dict(max_epochs=1, val_interval=2)
+# no validation: the heads keep their 80 COCO classes, the data has 4
+val_dataloader = val_cfg = val_evaluator = None
+test_dataloader = test_cfg = test_evaluator = None
+train_cfg = dict(max_epochs=1)
 default_hooks = dict(logger=dict(interval=1))
 '''
 
@@ -38,7 +33,7 @@ def train_tiny(config, tmp_path, model='', images=4):
     generated images, 2 per iteration; return the tool's output."""
     from eca_mmdet.datasets import generate_dataset
     root = osp.join(str(tmp_path / 'shapes'), '')
-    generate_dataset(root, num_train=images, num_val=2, seed=3,
+    generate_dataset(root, num_train=images, num_val=1, seed=3,
                      progress=False)
     tiny = tmp_path / 'tiny.py'
     tiny.write_text(TINY.format(config=osp.join(ROOT, 'configs', config),

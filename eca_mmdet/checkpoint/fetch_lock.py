@@ -8,8 +8,9 @@ downloads, checks and records the file; the others wait, then find the
 finished file in the cache. The kernel drops the lock of a process that
 dies, so a killed downloader never blocks the next run; its partial file
 (:func:`partial_path`, unique per host and process) is removed by the next
-holder of the lock. A shared cache on several hosts needs a file system
-with working locks (local disks, NFS v4, Lustre mounted with ``flock``).
+holder of the lock (:func:`download_slot` does both). A shared cache on
+several hosts needs a file system with working locks (local disks, NFS v4,
+Lustre mounted with ``flock``).
 """
 import contextlib
 import glob
@@ -58,3 +59,16 @@ def fetch_lock(path: str, what: str):
         yield
     finally:
         lock.release()
+
+
+@contextlib.contextmanager
+def download_slot(path: str, what: str):
+    """Hold ``path``'s lock; yield None if another process fetched it while
+    this one waited, else a fresh partial name to download to (the partial
+    files of dead downloaders removed)."""
+    with fetch_lock(path, what):
+        if osp.isfile(path):
+            yield None
+        else:
+            remove_stale_partials(path)
+            yield partial_path(path)

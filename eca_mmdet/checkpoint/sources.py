@@ -42,7 +42,7 @@ from .convert import (
     to_backbone_state_dict,
 )
 from .errors import CheckpointError
-from .fetch_lock import fetch_lock, partial_path, remove_stale_partials
+from .fetch_lock import download_slot, fetch_lock
 from .mmdet_v1 import convert_mmdet_v1
 from .safe_load import load_checkpoint_file
 from .zoo import (
@@ -199,11 +199,9 @@ def _released(spec: str) -> str:
             + manual) from None
     url = os.environ.get(DRIVE_URL_ENV, DRIVE_URL).format(
         id=RELEASED_CHECKPOINTS[preset]['drive'])
-    with fetch_lock(path, spec):
-        if osp.isfile(path):  # another process fetched it while we waited
+    with download_slot(path, spec) as tmp:
+        if tmp is None:  # another process fetched it while we waited
             return _verify_recorded(path)
-        remove_stale_partials(path)
-        tmp = partial_path(path)
         log_for_job(f'{spec}: downloading {preset} from {url}')
         try:
             if gdown.download(url=url, output=tmp, quiet=False) is None:
@@ -317,11 +315,9 @@ def _url(url: str) -> str:
             f'{url} is not in the cache and downloading is off '
             f'({NO_DOWNLOAD_ENV} is set): download it and save it as {path}')
     match = torch.hub.HASH_REGEX.search(osp.basename(path))
-    with fetch_lock(path, url):
-        if osp.isfile(path):  # another process fetched it while we waited
+    with download_slot(path, url) as tmp:
+        if tmp is None:  # another process fetched it while we waited
             return _verify_recorded(path)
-        remove_stale_partials(path)
-        tmp = partial_path(path)
         log_for_job(f'{url}: downloading to {path}')
         try:
             torch.hub.download_url_to_file(
