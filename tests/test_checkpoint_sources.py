@@ -254,6 +254,42 @@ def test_timm_weights_from_a_hub_stand_in(caches):
     assert (caches / 'hf' / 'hub' / 'models--timm--tiny.test_in1k').is_dir()
 
 
+def test_hub_cache_checked_against_the_hubs_sha256(caches):
+    """An LFS file's blob in the hub's cache is named by its sha256: it is
+    verified on every use, and a changed blob is refused, not loaded."""
+    import hashlib
+    cfg = dict(type='ECAResNetV1d', depth=18, k_size=(3, 5, 5, 7))
+    src = _random_model(**cfg)
+    st = caches / 'model.safetensors'
+    save_file({k: v.contiguous() for k, v in
+               timm_layout(src.state_dict(), fc_in=512).items()}, str(st))
+    torch.save(_outputs(src), caches / 'want.pt')
+    data = st.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    resolve = '/timm/tiny.test_in1k/resolve/main/model.safetensors'
+    script = caches / 'hub.py'
+    script.write_text(HUB_SCRIPT)
+    headers = {'X-Repo-Commit': 'b' * 40, 'ETag': f'"{digest}"'}
+    with LoopbackServer({resolve: Route(data, headers=headers)}) as srv:
+        def run():
+            return subprocess.run(
+                [sys.executable, str(script), 'timm://tiny.test_in1k',
+                 str(caches / 'want.pt')], capture_output=True, text=True,
+                env={**os.environ, 'HF_HUB_DISABLE_TELEMETRY': '1',
+                     'HF_ENDPOINT': srv.url()}, timeout=300, cwd=ROOT)
+        r = run()
+        assert r.stdout.strip().endswith('equal'), r.stdout + r.stderr
+        blob = (caches / 'hf' / 'hub' / 'models--timm--tiny.test_in1k' /
+                'blobs' / digest)
+        assert blob.is_file()
+        assert run().stdout.strip().endswith('equal')  # verified, cached
+        blob.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+        r = run()
+        assert r.returncode == 3, r.stdout + r.stderr[-2000:]
+        assert 'changed since it was downloaded' in r.stdout
+        assert srv.gets(resolve) == 1
+
+
 def test_download_tool_and_names(caches, monkeypatch):
     """tools/download_checkpoints.py fetches named files ahead of time;
     unknown schemes and bad names are clear errors."""
