@@ -217,19 +217,29 @@ print('equal' if all(torch.equal(a, b) for a, b in zip(out, ref)) else 'DIFF')
 '''
 
 
-def test_timm_weights_from_a_hub_stand_in(caches):
-    """huggingface_hub itself, pointed at a loopback endpoint with
-    HF_ENDPOINT, fetches model.safetensors; HF_HUB_OFFLINE then reads the
-    cache, and an empty cache offline is one clear error."""
-    cfg = dict(type='ECAResNetV1d', depth=18, k_size=(3, 5, 5, 7))
-    src = _random_model(**cfg)
+HUB_RESOLVE = '/timm/tiny.test_in1k/resolve/main/model.safetensors'
+
+
+def _hub_files(caches):
+    """A random ECAResNetV1d-18 as timm's hub file (``model.safetensors``
+    bytes), its outputs saved as ``want.pt`` and HUB_SCRIPT as ``hub.py``
+    (which loads the hub spec it is given and compares)."""
+    src = _random_model(type='ECAResNetV1d', depth=18, k_size=(3, 5, 5, 7))
     st = caches / 'model.safetensors'
     save_file({k: v.contiguous() for k, v in
                timm_layout(src.state_dict(), fc_in=512).items()}, str(st))
     torch.save(_outputs(src), caches / 'want.pt')
-    resolve = '/timm/tiny.test_in1k/resolve/main/model.safetensors'
     script = caches / 'hub.py'
     script.write_text(HUB_SCRIPT)
+    return st.read_bytes(), script
+
+
+def test_timm_weights_from_a_hub_stand_in(caches):
+    """huggingface_hub itself, pointed at a loopback endpoint with
+    HF_ENDPOINT, fetches model.safetensors; HF_HUB_OFFLINE then reads the
+    cache, and an empty cache offline is one clear error."""
+    data, script = _hub_files(caches)
+    resolve = HUB_RESOLVE
     headers = {'X-Repo-Commit': 'a' * 40, 'ETag': '"st-etag"'}
 
     def run(env, spec='timm://tiny.test_in1k'):
@@ -238,7 +248,7 @@ def test_timm_weights_from_a_hub_stand_in(caches):
             env={**os.environ, 'HF_HUB_DISABLE_TELEMETRY': '1', **env},
             capture_output=True, text=True, timeout=300, cwd=ROOT)
 
-    with LoopbackServer({resolve: Route(st.read_bytes(), headers=headers)
+    with LoopbackServer({resolve: Route(data, headers=headers)
                          }) as srv:
         endpoint = {'HF_ENDPOINT': srv.url()}
         r = run({**endpoint, 'HF_HUB_OFFLINE': '1'})
@@ -258,17 +268,9 @@ def test_hub_cache_checked_against_the_hubs_sha256(caches):
     """An LFS file's blob in the hub's cache is named by its sha256: it is
     verified on every use, and a changed blob is refused, not loaded."""
     import hashlib
-    cfg = dict(type='ECAResNetV1d', depth=18, k_size=(3, 5, 5, 7))
-    src = _random_model(**cfg)
-    st = caches / 'model.safetensors'
-    save_file({k: v.contiguous() for k, v in
-               timm_layout(src.state_dict(), fc_in=512).items()}, str(st))
-    torch.save(_outputs(src), caches / 'want.pt')
-    data = st.read_bytes()
+    data, script = _hub_files(caches)
     digest = hashlib.sha256(data).hexdigest()
-    resolve = '/timm/tiny.test_in1k/resolve/main/model.safetensors'
-    script = caches / 'hub.py'
-    script.write_text(HUB_SCRIPT)
+    resolve = HUB_RESOLVE
     headers = {'X-Repo-Commit': 'b' * 40, 'ETag': f'"{digest}"'}
     with LoopbackServer({resolve: Route(data, headers=headers)}) as srv:
         def run():

@@ -178,7 +178,7 @@ class ECATimmBackbone(BaseModule):
         # timm's feature net keeps the modules of the whole model under
         # flattened names (stages.0 -> stages_0), in the same order
         ours = list(self.body.state_dict())
-        theirs = [k for k in want][:len(ours)]
+        theirs = list(want)[:len(ours)]
         for a, b in zip(ours, theirs):
             assert a.replace('_', '.') == b.replace('_', '.'), (a, b)
         self.body.load_state_dict(
@@ -216,11 +216,10 @@ class ECATimmBackbone(BaseModule):
 
 def _identify(have) -> Optional[str]:
     """The timm ECA architecture whose weights ``have`` are, if any."""
+    def weights(shapes):
+        return {k: s for k, s in shapes.items()
+                if not k.endswith('num_batches_tracked')}
     for name in TIMM_ECA_MODELS:
-        want = timm_state_keys(name)
-        if {k: s for k, s in have.items()
-                if not k.endswith('num_batches_tracked')} == {
-                    k: s for k, s in want.items()
-                    if not k.endswith('num_batches_tracked')}:
+        if weights(have) == weights(timm_state_keys(name)):
             return name
     return None
