@@ -16,3 +16,18 @@ register_all_modules(init_default_scope=True)
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+def _device_params():
+    """``cpu`` always; ``cuda`` where torch sees a GPU, skipped (with the
+    reason) where it does not."""
+    reason = (f'no CUDA device here: torch {torch.__version__}, '
+              f'torch.cuda.is_available() is False')
+    return ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(
+        not torch.cuda.is_available(), reason=reason))]
+
+
+@pytest.fixture(params=_device_params())
+def device(request):
+    """The device a device-dependent test runs on, one run per device."""
+    return request.param

@@ -24,6 +24,9 @@ from eca_mmdet.layers.gated_residual import bn_scale_shift
 
 from helpers import randomize_bn
 
+# CPU autocast takes float16 from torch 2.3 on (torch 2.1 raises)
+CPU_FP16 = tuple(int(v) for v in torch.__version__.split('.')[:2]) >= (2, 3)
+
 
 class FormulaECA(torch.nn.Module):
     """``x * sigmoid(conv1d_k(mean_hw(x)))`` written out here, independent
@@ -68,7 +71,7 @@ def run(model, x, train):
     if not train:
         return [o.detach() for o in outs], None
     torch.manual_seed(5)
-    weights = [torch.randn(o.shape, dtype=torch.float64).to(o.dtype)
+    weights = [torch.randn(o.shape, dtype=torch.float64).to(o)
                for o in outs]
     sum((o * w).sum() for o, w in zip(outs, weights)).backward()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()
@@ -99,7 +102,7 @@ def x():
     return torch.randn(2, 3, 64, 64, dtype=torch.float64)
 
 
-def block_pair(k=5, **kw):
+def block_pair(k=5, device='cpu', **kw):
     """Our ECABottleneck and mmdet's Bottleneck + ECA plugin, fp32."""
     from mmdet.models.backbones.resnet import Bottleneck
     kw = dict(inplanes=64, planes=16, **kw)
@@ -110,14 +113,29 @@ def block_pair(k=5, **kw):
     ref = Bottleneck(plugins=[dict(cfg=dict(type='mmdet.ECA', k_size=k),
                                    position='after_conv3')], **kw)
     ref.load_state_dict(ours.state_dict(), strict=True)
-    return ours, ref
+    return ours.to(device), ref.to(device)
 
 
+def exact_fp32():
+    """float32 as float32: no TF32 in cuDNN's convolutions (on by default
+    for them on Ampere and newer GPUs); no effect on the CPU."""
+    return torch.backends.cudnn.flags(enabled=True, allow_tf32=False)
+
+
+@pytest.mark.parametrize('channels_last', [False, True],
+                         ids=['contiguous', 'channels_last'])
 @pytest.mark.parametrize('train', [True, False])
-def test_single_block_fp32_within_1e5(train):
-    ours, ref = block_pair()
-    x = torch.randn(4, 64, 12, 12)
-    assert_same(ours, ref, x, train, atol=1e-5, rtol=1e-5)
+def test_single_block_fp32_within_1e5(train, channels_last, device):
+    """One block on each device: output, every parameter's gradient, the
+    input's gradient and BN running statistics against the reference."""
+    ours, ref = block_pair(device=device)
+    x = torch.randn(4, 64, 12, 12, device=device)
+    if channels_last:
+        ours = ours.to(memory_format=torch.channels_last)
+        ref = ref.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
+    with exact_fp32():
+        assert_same(ours, ref, x, train, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize('plugin', [PLUGIN, FORMULA_PLUGIN],
@@ -194,20 +212,6 @@ def test_torch_compile_block_fullgraph_matches():
 def test_backward_does_not_keep_the_normalised_activation():
     """The blocks' tail saves bn3's input (already saved by BN) instead of
     bn3's output: count bytes of activations kept for backward."""
-    def saved_bytes(model, x):
-        params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-        seen = {}
-
-        def pack(t):
-            ptr = t.untyped_storage().data_ptr()
-            if ptr not in params:
-                seen[ptr] = t.untyped_storage().nbytes()
-            return t
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = model(x)
-        return sum(seen.values()), out
-
     ours, ref = pair(torch.float32, norm_eval=False)
     plain = ResNet(depth=50, norm_eval=False)
     for m in (ours, ref, plain):
@@ -220,11 +224,17 @@ def test_backward_does_not_keep_the_normalised_activation():
     assert b1 < b0 * 1.01         # ours keeps what plain ResNet keeps
 
 
-def test_bf16_autocast_block():
-    """Under bf16 autocast ours and the reference run the same bf16 kernels
-    and keep the same dtypes; both stay as close to the fp32 result as bf16
-    allows (errors summed over three random blocks, as single bf16
-    gradients scatter)."""
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16],
+                         ids=['bf16', 'fp16'])
+def test_autocast_block(dtype, device):
+    """Under float16 / bfloat16 autocast ours and the reference run the same
+    low-precision kernels and keep the same dtypes; both stay as close to
+    the fp32 result as the format allows (errors summed over three random
+    blocks, as single low-precision gradients scatter)."""
+    if device == 'cpu' and dtype == torch.float16 and not CPU_FP16:
+        pytest.skip(f'CPU autocast takes no float16 in torch '
+                    f'{torch.__version__} (from torch 2.3 on it does)')
+
     def err(u, v):
         return ((u.float() - v).norm() / v.norm()).item()
 
@@ -232,16 +242,19 @@ def test_bf16_autocast_block():
     for seed in range(3):
         for train in (True, False):
             torch.manual_seed(seed)
-            ours, ref = block_pair()
+            ours, ref = block_pair(device=device)
             fp32 = copy.deepcopy(ref)  # same BN running stats
-            x = torch.randn(4, 64, 12, 12)
-            with torch.autocast('cpu', dtype=torch.bfloat16):
+            x = torch.randn(4, 64, 12, 12, device=device)
+            with torch.autocast(device, dtype=dtype):
                 a, ga = run(ours, x, train)
                 b, gb = run(ref, x, train)
-            f, gf = run(fp32, x, train)
+            with exact_fp32():
+                f, gf = run(fp32, x, train)
             for u, v, w in zip(a, b, f):
-                assert u.dtype == v.dtype == torch.bfloat16
-                assert err(u, w) < 3e-2  # bf16 has 8 mantissa bits
+                assert u.dtype == v.dtype == dtype
+                # bf16 keeps 8 mantissa bits, fp16 11
+                assert err(u, w) < (3e-2 if dtype == torch.bfloat16
+                                    else 4e-3)
                 assert err(u, w) <= 1.5 * err(v, w) + 1e-3
             if train:
                 for k in gf:
@@ -249,6 +262,53 @@ def test_bf16_autocast_block():
                     total['ours'] += err(ga[k], gf[k])
                     total['ref'] += err(gb[k], gf[k])
     assert total['ours'] <= 1.5 * total['ref'], total
+
+
+def saved_bytes(model, x):
+    """Bytes of the tensors autograd keeps for backward in ``model(x)``
+    (parameters, and their autocast copies shared by all, aside)."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen = {}
+
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in params:
+            seen[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)
+    return sum(seen.values()), out
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16,
+                                   torch.float16],
+                         ids=['fp32', 'bf16', 'fp16'])
+def test_lean_tail_taken_on_every_device(dtype, device):
+    """In training the block's tail is :class:`GatedResidual` on every
+    device and under autocast, as on the CPU in float32: it keeps what
+    mmdet's plain Bottleneck keeps (and the gate's few bytes); the
+    straightforward block keeps ``bn3``'s output as well."""
+    if device == 'cpu' and dtype == torch.float16 and not CPU_FP16:
+        pytest.skip(f'CPU autocast takes no float16 in torch '
+                    f'{torch.__version__} (from torch 2.3 on it does)')
+    from mmdet.models.backbones.resnet import Bottleneck
+    ours, ref = block_pair(device=device)
+    plain = Bottleneck(inplanes=64, planes=16).to(device)
+    plain.load_state_dict({k: v for k, v in ours.state_dict().items()
+                           if not k.startswith('eca.')})
+    x = torch.randn(4, 64, 12, 12, device=device, requires_grad=True)
+    with (exact_fp32() if dtype == torch.float32 else
+          torch.autocast(device, dtype=dtype)):
+        b0, _ = saved_bytes(plain, x)
+        b1, out = saved_bytes(ours, x)
+        b2, _ = saved_bytes(ref, x)
+    tail = out.grad_fn.next_functions[0][0]
+    assert type(tail).__name__ == 'GatedResidualBackward', out.grad_fn
+    z_bytes = x.numel() * (4 if dtype == torch.float32 else 2)
+    gate_bytes = 64 * x.shape[0] * 4 * 4   # (N, C) vectors, a few of them
+    assert b1 <= b0 + gate_bytes, (b0, b1)
+    assert b2 >= b0 + z_bytes, (b0, b2)
 
 
 @pytest.mark.parametrize('frozen', ['norm3', 'eca'])
