@@ -44,7 +44,8 @@ def batch(n=2, size=128):
             img_shape=(size, size), ori_shape=(size, size),
             scale_factor=(1.0, 1.0), flip=False))
         s.gt_instances = InstanceData(
-            bboxes=torch.tensor([[10., 12., 70., 90.], [50., 40., 120., 110.]]),
+            bboxes=torch.tensor([[10., 12., 70., 90.],
+                                 [50., 40., 120., 110.]]),
             labels=torch.tensor([1, 3]))
         samples.append(s)
     return dict(inputs=inputs, data_samples=samples)
