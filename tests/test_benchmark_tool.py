@@ -62,3 +62,45 @@ def test_cli_unusable_device_is_a_clear_error(device, message):
     assert proc.returncode != 0
     assert message in proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+def test_device_figures_cli_on_the_cpu(tmp_path):
+    """tools/analysis/device_figures.py end to end with --device cpu (tiny
+    inputs, torch.compile through the aot_eager backend to keep it short):
+    one table row per setting, ratios that are the paired geometric means
+    they claim, the naive form's extra memory, and the profile section
+    (forced with --flag -1)."""
+    out = tmp_path / 'f.json'
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools/analysis/device_figures.py'),
+         '--device', 'cpu', '--depths', '50', '--settings', 'det-train',
+         'cls-infer', '--precisions', 'fp32', 'bf16', '--compile-precisions',
+         'fp32', '--compile-backend', 'aot_eager', '--det-size', '64x96x1',
+         '--cls-size', '32x32x2', '--rounds', '2', '--warmup', '1',
+         '--threads', '1', '--flag', '-1', '--json', str(out)],
+        capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cells = json.loads(out.read_text())['cells']
+    assert [(c['setting'], c['precision'], c['mode']) for c in cells] == [
+        ('det-train', 'fp32', 'eager'), ('det-train', 'bf16', 'eager'),
+        ('cls-infer', 'fp32', 'eager'), ('cls-infer', 'bf16', 'eager'),
+        ('det-train', 'fp32', 'compile'), ('cls-infer', 'fp32', 'compile')]
+    for c in cells:
+        t = c['times_s']
+        assert all(len(t[v]) == 2 for v in ('plain', 'eca', 'naive'))
+        logs = [math.log(e / n) for e, n in zip(t['eca'], t['naive'])]
+        assert math.isclose(c['eca_naive'][0], math.exp(sum(logs) / 2))
+        for key in ('eca', 'naive', 'eca_naive'):
+            assert c[key][1] <= c[key][0] <= c[key][2]
+    lines = proc.stdout.splitlines()
+    assert sum(line.startswith('R-50') for line in lines) == 6
+    # training, eager: the straightforward ECA keeps bn3's output as well,
+    # float32 in stages 2-4 (stage 1 is frozen) at 64x96, batch 1
+    bn3_mib = sum(n * c * (64 // s) * (96 // s) * 4 for n, c, s in zip(
+        (4, 6, 3), (512, 1024, 2048), (8, 16, 32))) / 2**20
+    peak = cells[0]['peak_mib']
+    assert peak['naive'] - peak['plain'] > 0.9 * bn3_mib, (peak, bn3_mib)
+    assert peak['eca'] - peak['plain'] < 0.1 * bn3_mib, (peak, bn3_mib)
+    for v in ('plain', 'eca', 'naive'):
+        assert f'{v}: layer3[1]' in proc.stdout
+    assert 'ECA costs more than' in proc.stdout
