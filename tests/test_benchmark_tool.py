@@ -75,7 +75,8 @@ def test_device_figures_cli_on_the_cpu(tmp_path):
         [sys.executable, osp.join(ROOT, 'tools/analysis/device_figures.py'),
          '--device', 'cpu', '--depths', '50', '--settings', 'det-train',
          'cls-infer', '--precisions', 'fp32', 'bf16', '--compile-precisions',
-         'fp32', '--compile-backend', 'aot_eager', '--det-size', '64x96x1',
+         'fp32', '--compile-settings', 'det-train', 'cls-infer',
+         '--compile-backend', 'aot_eager', '--det-size', '64x96x1',
          '--cls-size', '32x32x2', '--rounds', '2', '--warmup', '1',
          '--threads', '1', '--flag', '-1', '--json', str(out)],
         capture_output=True, text=True, cwd=ROOT)

@@ -58,11 +58,14 @@ def bn_scale_shift(bn: nn.Module,
     with torch.no_grad():
         if batch_stats:
             # per-(N, C) sums of x and x^2 are contiguous reductions, several
-            # times faster than torch.var_mean over (N, H, W) on the CPU
+            # times faster than torch.var_mean over (N, H, W) on the CPU;
+            # under autocast one cast to float32 first (reductions casting
+            # bfloat16 on the fly took twice as long on the CPU)
             count = x.numel() // x.shape[1]
-            mean = x.sum((2, 3), dtype=acc).sum(0) / count
+            xa = x.to(acc)
+            mean = xa.sum((2, 3)).sum(0) / count
             mean_sq = torch.linalg.vector_norm(
-                x, dim=(2, 3), dtype=acc).square().sum(0) / count
+                xa, dim=(2, 3)).square().sum(0) / count
             var = (mean_sq - mean.square()).clamp_min(0)
         else:
             var, mean = bn.running_var, bn.running_mean

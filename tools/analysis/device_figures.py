@@ -16,13 +16,15 @@ Settings (sizes are the GPU defaults; ``--device cpu`` uses small ones):
   a 1000-way linear layer and cross-entropy;
 * ``det-infer`` / ``cls-infer`` -- the same inputs in eval mode, no grad.
 
-each in float32 (TF32 off), float16 and bfloat16 autocast, eager and (for
-``--compile-depths``, default R-50) ``torch.compile``. Every round runs one
-step of each variant in an order shuffled per round; a step is timed with
-CUDA events on the GPU (``perf_counter`` on the CPU). ``x plain`` is the
-geometric mean of the per-round ratios with a 95% bootstrap interval, ``eca
-/ naive`` pairs the two ECA forms the same way. Peak memory: the allocator's
-peak during one step over what was allocated before it.
+each in float32 (TF32 off), float16 and bfloat16 autocast, eager, and some
+under ``torch.compile`` (``--compile-depths/-settings/-precisions``; by
+default R-50, bf16, ImageNet training and detection inference on CUDA).
+Every round runs one step of each variant in an order shuffled per round; a
+step is timed with CUDA events on the GPU (``perf_counter`` on the CPU).
+``x plain`` is the geometric mean of the per-round ratios with a 95%
+bootstrap interval, ``eca / naive`` pairs the two ECA forms the same way.
+Peak memory: the allocator's peak during one step over what was allocated
+before it.
 
 Where ECA costs more than ``--flag`` (3%) over plain, the run profiles one
 stage-3 block of each variant in the worst such setting and prints the top
@@ -245,6 +247,11 @@ def parse_args(argv=None):
                    choices=PRECISIONS,
                    help='precisions measured under torch.compile (default: '
                    'bf16 on CUDA, fp32 on the CPU)')
+    p.add_argument('--compile-settings', nargs='*', default=None,
+                   choices=SETTINGS,
+                   help='settings measured under torch.compile (default: '
+                   'cls-train and det-infer on CUDA, det-infer on the CPU, '
+                   'where inductor takes minutes per model)')
     p.add_argument('--compile-backend', default='inductor')
     p.add_argument('--det-size', default=None, metavar='HxWxB',
                    help='detection input, default 800x1216x2 (CPU 128x192x2)')
@@ -272,6 +279,9 @@ def parse_args(argv=None):
     args.sizes = sizes
     if args.precisions is None:
         args.precisions = list(PRECISIONS) if cuda else ['fp32', 'bf16']
+    if args.compile_settings is None:
+        args.compile_settings = ['cls-train', 'det-infer'] if cuda else \
+            ['det-infer']
     if args.compile_precisions is None:
         args.compile_precisions = ['bf16'] if cuda else ['fp32']
     args.rounds = args.rounds or (10 if cuda else 3)
@@ -286,7 +296,7 @@ def cells(args):
             for precision in args.precisions:
                 yield depth, setting, precision, False
     for depth in args.compile_depths:
-        for setting in args.settings:
+        for setting in args.compile_settings:
             for precision in args.compile_precisions:
                 yield depth, setting, precision, True
 
