@@ -25,7 +25,7 @@ COMPAT_STACK := torch==2.1.2 'numpy<2'
 TIMM_DEPS    := torchvision==0.16.2 timm==1.0.31
 TEST_DEPS    := pytest hypothesis gdown huggingface_hub onnx onnxscript onnxruntime faster-coco-eval
 
-.PHONY: install test demo benchmark test-compat fuzz fuzz-compat clean-venv
+.PHONY: install test demo benchmark figures gpu-bundle test-compat fuzz fuzz-compat clean-venv
 
 install: $(STAMP)
 
@@ -64,6 +64,14 @@ fuzz: install
 
 benchmark: install
 	$(PY) tools/analysis/benchmark.py $(ARGS)
+
+# ECA vs plain vs the straightforward plugin on a device (README "GPU")
+figures: install
+	$(PY) tools/analysis/device_figures.py $(ARGS)
+
+# the folder for an offline GPU node, e.g. ARGS='--python 3.12 --glibc 2.28'
+gpu-bundle: install
+	$(PY) tools/offline_install.py gather gpu-bundle $(ARGS)
 
 # mmcv is built with --no-cache-dir into a folder of its own, named for the
 # torch it is built against: pip's cache keys its wheel by name and version

@@ -118,3 +118,34 @@ def test_platform_tags_include_older_glibc(glibc, first, last):
     assert tags[0] == first and tags[-1] == last
     assert 'manylinux2014_x86_64' in tags
     assert ('manylinux_2_28_x86_64' in tags) == (glibc == '2.28')
+
+
+def test_gather_leaves_out_what_the_node_has(tmp_path):
+    """A node's freeze: numpy at the node's version, not downloaded; its
+    local CUDA torch build no constraint at all; the rest at this
+    environment's versions, as wheels for the node's Python 3.12."""
+    freeze = tmp_path / 'node.txt'
+    freeze.write_text('numpy==2.2.6\ntorch==2.11.0+cu130\n'
+                      'some-conda-pkg @ file:///opt/conda/x\n')
+    bundle = tmp_path / 'b'
+    r = subprocess.run(
+        [sys.executable, TOOL, 'gather', str(bundle), '--python', '3.12',
+         '--glibc', '2.28', '--arch', 'x86_64', '--node-freeze',
+         str(freeze)], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    names = os.listdir(bundle)
+    assert not [n for n in names if n.startswith('numpy-')]
+    constraints = (bundle / 'constraints.txt').read_text().splitlines()
+    assert 'numpy==2.2.6' in constraints
+    assert not [c for c in constraints if c.startswith('torch')]
+    assert f'mmengine=={importlib.metadata.version("mmengine")}' in \
+        constraints
+    wheels = [n for n in names if n.endswith('.whl')]
+    assert any(n.startswith('mmdet-3.3.0') for n in wheels)
+    # CPython wheels are for 3.12 (or its stable ABI), all for Linux x86_64
+    tags = [n[:-4].split('-')[-3:] for n in wheels]
+    cpython = [(py, abi) for py, abi, _ in tags if py.startswith('cp')]
+    assert cpython and all(py == 'cp312' or abi == 'abi3'
+                           for py, abi in cpython), cpython
+    assert all(plat == 'any' or plat.endswith('x86_64')
+               for _, _, plat in tags)

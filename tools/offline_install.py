@@ -7,9 +7,11 @@ On a machine with internet, gather what the node lacks into one folder
     python tools/offline_install.py gather gpu-bundle \\
         --python 3.12 --glibc 2.28 --arch x86_64 [--node-freeze node.txt]
 
-(``--node-freeze``: the node's ``python -m pip list --format=freeze``; what
-it lists is kept at the node's version and not downloaded. torch is never
-gathered: the node brings its own CUDA build.) Copy the folder to the node
+Versions are those of the environment that runs ``gather`` (the tested
+stack; ``--no-pin`` for the newest), except what the node already has
+(``--node-freeze``: the node's ``python -m pip list --format=freeze``),
+which keeps the node's version and is not downloaded. torch is never
+gathered: the node brings its own CUDA build. Copy the folder to the node
 and run there, with the node's Python (torch and nvcc installed)::
 
     python gpu-bundle/offline_install.py install gpu-bundle
@@ -81,6 +83,13 @@ def read_freeze(path):
     return pins
 
 
+def installed_versions():
+    """``{normalized name: version}`` of this environment."""
+    import importlib.metadata
+    return {normalize(d.metadata['Name']): d.version
+            for d in importlib.metadata.distributions()}
+
+
 def normalize(name):
     return re.sub(r'[-_.]+', '-', name).lower()
 
@@ -96,14 +105,16 @@ def gather(args):
               '--python-version', args.python]
     for tag in manylinux_platforms(args.glibc, args.arch):
         target += ['--platform', tag]
-    constraints = []
-    if node:
-        path = os.path.join(dest, 'node-constraints.txt')
-        with open(path, 'w') as f:
-            f.writelines(f'{n}=={v}\n' for n, v in node.items()
-                         if '+' not in v)  # local builds (torch+cu...)
-        constraints = ['-c', path]
-    pip('download', '-d', dest, *target, *constraints, *wanted)
+    # the node's versions where it has the package, else (unless --no-pin)
+    # those of this environment, the stack the tests ran on
+    pins = {} if args.no_pin else installed_versions()
+    pins.update(node)
+    path = os.path.join(dest, 'constraints.txt')
+    with open(path, 'w') as f:
+        f.writelines(f'{n}=={v}\n' for n, v in sorted(pins.items())
+                     if '+' not in v  # local builds (torch+cu...)
+                     and n not in ('eca-mmdet', 'mmcv', 'torch'))
+    pip('download', '-d', dest, *target, '-c', path, *wanted)
     kept = []
     for wheel in glob.glob(os.path.join(dest, '*.whl')):
         if normalize(os.path.basename(wheel).split('-')[0]) in node:
@@ -218,6 +229,9 @@ def parse_args(argv=None):
                    help="the node's CPU architecture, default this one")
     g.add_argument('--node-freeze', help="the node's `python -m pip list "
                    "--format=freeze`: those are not downloaded")
+    g.add_argument('--no-pin', action='store_true',
+                   help="newest releases instead of this environment's "
+                   'versions (the ones the tests ran with)')
     g.add_argument('--extra', nargs='*', default=[],
                    help='more requirements to gather')
     i = sub.add_parser('install', help='on the node, with its Python')
