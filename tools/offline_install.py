@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 
 MMCV = 'mmcv==2.1.0'
@@ -123,7 +124,15 @@ def gather(args):
             kept.append(os.path.basename(wheel))
     for old in glob.glob(os.path.join(dest, 'eca_mmdet-*.whl')):
         os.remove(old)
-    pip('wheel', '--no-deps', '--no-build-isolation', '-w', dest, ROOT)
+    # from a clean copy of the sources: setuptools would reuse a stale
+    # build/ of the checkout
+    with tempfile.TemporaryDirectory() as src:
+        for name in ('pyproject.toml', 'README.md', 'LICENSE'):
+            shutil.copy(os.path.join(ROOT, name), src)
+        shutil.copytree(os.path.join(ROOT, 'eca_mmdet'),
+                        os.path.join(src, 'eca_mmdet'),
+                        ignore=shutil.ignore_patterns('__pycache__'))
+        pip('wheel', '--no-deps', '--no-build-isolation', '-w', dest, src)
     shutil.copy(os.path.abspath(__file__),
                 os.path.join(dest, 'offline_install.py'))
     info = dict(python=args.python, glibc=args.glibc, arch=args.arch,
