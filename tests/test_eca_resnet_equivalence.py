@@ -8,7 +8,8 @@ Whole backbones are compared in float64: a 50-layer network in training mode
 with batch statistics over tiny inputs is ill-conditioned (fp32 rounding alone
 moves the reference's own layer4 ECA gradients by >100% against float64), so
 only float64 separates a real difference from rounding there. Single blocks
-are compared in float32 at 1e-5.
+are compared in float32 at 1e-5 and under autocast, on every device (the
+``device`` fixture: the CPU, and CUDA where torch sees a GPU).
 """
 import copy
 
@@ -265,8 +266,9 @@ def test_autocast_block(dtype, device):
 
 
 def saved_bytes(model, x):
-    """Bytes of the tensors autograd keeps for backward in ``model(x)``
-    (parameters, and their autocast copies shared by all, aside)."""
+    """Bytes of the tensors autograd keeps for backward in ``model(x)``,
+    parameters aside (autocast's low-precision weight copies count, alike
+    for every model)."""
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     seen = {}
 
