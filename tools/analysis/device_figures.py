@@ -223,8 +223,12 @@ def profile_blocks(args, cell, top=8):
                 one()
             if kind == 'cuda':
                 torch.cuda.synchronize()
-        sort = 'self_cuda_time_total' if kind == 'cuda' else \
-            'self_cpu_time_total'
+        sort = 'self_cpu_time_total'
+        if kind == 'cuda':  # torch 2.4 renamed it; older have the other
+            from torch.autograd.profiler_util import FunctionEventAvg
+            sort = 'self_device_time_total' if hasattr(
+                FunctionEventAvg, 'self_device_time_total') else \
+                'self_cuda_time_total'
         print(f'\n{v}: layer3[1], input {tuple(x.shape)}, 5 steps, top '
               f'{top} by self {kind} time')
         print(prof.key_averages().table(sort_by=sort, row_limit=top))
@@ -332,6 +336,10 @@ def main(argv=None):
         results.append(cell)
     print(f'\n{len(results)} settings in '
           f'{(time.perf_counter() - started) / 60:.1f} min')
+    if args.json:  # before the profile, which may fail on its own
+        with open(args.json, 'w') as f:
+            json.dump(dict(device=where, torch=torch.__version__,
+                           args=vars(args), cells=results), f, indent=1)
     over = [c for c in results if c['eca'][0] > 1 + args.flag]
     if over:
         worst = max(over, key=lambda c: c['eca'][0])
@@ -345,11 +353,6 @@ def main(argv=None):
         profile_blocks(args, worst)
     else:
         print(f'\nECA costs at most {args.flag:.0%} over plain everywhere.')
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(dict(device=where, torch=torch.__version__,
-                           args={k: v for k, v in vars(args).items()},
-                           cells=results), f, indent=1)
     return 0
 
 
