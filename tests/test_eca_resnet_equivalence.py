@@ -29,6 +29,12 @@ from helpers import randomize_bn
 CPU_FP16 = tuple(int(v) for v in torch.__version__.split('.')[:2]) >= (2, 3)
 
 
+def skip_without_cpu_fp16(device, dtype):
+    if device == 'cpu' and dtype == torch.float16 and not CPU_FP16:
+        pytest.skip(f'CPU autocast takes no float16 in torch '
+                    f'{torch.__version__} (from torch 2.3 on it does)')
+
+
 class FormulaECA(torch.nn.Module):
     """``x * sigmoid(conv1d_k(mean_hw(x)))`` written out here, independent
     of eca_mmdet's layers; adaptive k as in the paper (5/5/5/7 for R-50)."""
@@ -232,9 +238,7 @@ def test_autocast_block(dtype, device):
     low-precision kernels and keep the same dtypes; both stay as close to
     the fp32 result as the format allows (errors summed over three random
     blocks, as single low-precision gradients scatter)."""
-    if device == 'cpu' and dtype == torch.float16 and not CPU_FP16:
-        pytest.skip(f'CPU autocast takes no float16 in torch '
-                    f'{torch.__version__} (from torch 2.3 on it does)')
+    skip_without_cpu_fp16(device, dtype)
 
     def err(u, v):
         return ((u.float() - v).norm() / v.norm()).item()
@@ -291,9 +295,7 @@ def test_lean_tail_taken_on_every_device(dtype, device):
     device and under autocast, as on the CPU in float32: it keeps what
     mmdet's plain Bottleneck keeps (and the gate's few bytes); the
     straightforward block keeps ``bn3``'s output as well."""
-    if device == 'cpu' and dtype == torch.float16 and not CPU_FP16:
-        pytest.skip(f'CPU autocast takes no float16 in torch '
-                    f'{torch.__version__} (from torch 2.3 on it does)')
+    skip_without_cpu_fp16(device, dtype)
     from mmdet.models.backbones.resnet import Bottleneck
     ours, ref = block_pair(device=device)
     plain = Bottleneck(inplanes=64, planes=16).to(device)

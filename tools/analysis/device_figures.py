@@ -42,7 +42,6 @@ import random
 import statistics
 import sys
 import time
-from contextlib import nullcontext
 
 import torch
 
@@ -91,19 +90,25 @@ class Classifier(torch.nn.Module):
         return (self.fc(self.backbone(x)[-1].mean((2, 3))), )
 
 
+def precision_context(kind, precision):
+    """Autocast to ``precision``; for fp32, float32 as float32 (no TF32
+    in cuDNN's convolutions)."""
+    if precision == 'fp32':
+        return torch.backends.cudnn.flags(enabled=True, allow_tf32=False)
+    return torch.autocast(kind, dtype=dict(fp16=torch.float16,
+                                           bf16=torch.bfloat16)[precision])
+
+
 def make_step(model, setting, precision, device, size):
     """A zero-argument callable: one step of ``model`` in ``setting``."""
     h, w, n = size
     g = torch.Generator().manual_seed(1)
     x = torch.randn(n, 3, h, w, generator=g).to(device)
     labels = torch.randint(0, 1000, (n, ), generator=g).to(device)
-    dtype = dict(fp16=torch.float16, bf16=torch.bfloat16).get(precision)
     kind = device.split(':')[0]
 
     def amp():
-        if dtype is None:  # float32 as float32: no TF32 convolutions
-            return torch.backends.cudnn.flags(enabled=True, allow_tf32=False)
-        return torch.autocast(kind, dtype=dtype)
+        return precision_context(kind, precision)
 
     train = setting.endswith('train')
     model.train(train)
@@ -207,12 +212,9 @@ def profile_blocks(args, cell, top=8):
         backbone.train(train)
         x = torch.randn(n, 1024, h // 16, w // 16, device=args.device,
                         requires_grad=train)
-        dtype = dict(fp16=torch.float16, bf16=torch.bfloat16).get(
-            cell['precision'])
-        ctx = torch.autocast(kind, dtype=dtype) if dtype else nullcontext()
-
         def one():
-            with ctx, torch.set_grad_enabled(train):
+            with precision_context(kind, cell['precision']), \
+                    torch.set_grad_enabled(train):
                 out = block(x)
             if train:
                 out.float().mean().backward()
