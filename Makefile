@@ -1,29 +1,46 @@
 # eca-mmdet: `make demo` runs the built-in demo, `make test` the test suite.
-# Both create ./.venv and install the pinned stack on first use (idempotent);
-# `make test` also builds ./.venv-compat (below) for the tests that use timm.
-# `make test-compat` runs the suite on the oldest supported stack (torch 2.1,
-# numpy 1) in ./.venv-compat, with mmdeploy for the deployment test.
+# Both create ./.venv and install the pinned stack on first use (idempotent):
+# the index's torch 2.13 build (it runs on a CPU-only machine too) with its
+# torchvision and timm, so that every test, timm's included, runs in one
+# environment with one mmcv build. `make test-compat` runs the suite on the
+# oldest supported stack (torch 2.1, numpy 1, the lowest timm we allow) in
+# ./.venv-compat, with mmdeploy for the deployment test.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.eca_mmdet_installed
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+PYTAG  := $(shell python3 -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+# `torch==2.13.0` alone would take a local `+cpu` build where one lies in
+# pip's find-links, and PyPI's torchvision 0.28 does not load beside that
+TORCH_STACK := 'torch==2.13.0,!=2.13.0+cpu' torchvision==0.28.0
+MMCV_WHEELS ?= $(HOME)/.cache/eca-mmdet/wheels/mmcv-2.1.0_torch-2.13.0_$(PYTAG)
 
 COMPAT_VENV  ?= .venv-compat
 COMPAT_PY    := $(COMPAT_VENV)/bin/python
 COMPAT_PIP   := $(COMPAT_PY) -m pip
 COMPAT_STAMP := $(COMPAT_VENV)/.eca_mmdet_installed
-COMPAT_WHEELS ?= $(HOME)/.cache/eca-mmdet/wheels/mmcv-2.1.0_torch-2.1.2_$(shell python3 -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+COMPAT_WHEELS ?= $(HOME)/.cache/eca-mmdet/wheels/mmcv-2.1.0_torch-2.1.2_$(PYTAG)
 # mmdeploy 1.3.1 exports on torch 2.1 (not 2.13); its onnxruntime custom
 # operators are built against onnxruntime 1.15.1
 DEPLOY_STAMP := $(COMPAT_VENV)/.mmdeploy_installed
 DEPLOY_DEPS  := mmdeploy==1.3.1 onnxruntime==1.15.1
 # what most mmdet 3.3 users have: OpenMMLab's mmcv 2.1.0 wheels stop at 2.1
 COMPAT_STACK := torch==2.1.2 'numpy<2'
-# timm's ECA backbones (ECATimmBackbone): timm needs the torchvision of its
-# torch, which the CPU torch 2.13 here has not
-TIMM_DEPS    := torchvision==0.16.2 timm==1.0.31
+# the lowest timm pyproject.toml allows, with the torchvision of torch 2.1
+COMPAT_TIMM  := torchvision==0.16.2 timm==1.0.21
 TEST_DEPS    := pytest hypothesis gdown huggingface_hub onnx onnxscript onnxruntime faster-coco-eval
+
+# mmcv is built with --no-cache-dir into a folder named for the torch it is
+# built against and installed from there: pip's cache keys its wheel by name
+# and version only, and a wheel built for another torch fails with undefined
+# symbols. $(1): the venv's python, $(2): the folder.
+define install_mmcv
+	test -n "$$(ls $(2)/mmcv-2.1.0-*.whl 2>/dev/null)" || \
+	  MAX_JOBS=$(JOBS) $(1) -m pip wheel --no-build-isolation --no-deps \
+	  --no-cache-dir -w $(2) mmcv==2.1.0
+	$(1) -m pip install --no-deps $(2)/mmcv-2.1.0-*.whl
+endef
 
 .PHONY: install test demo benchmark figures gpu-bundle test-compat fuzz fuzz-compat clean-venv
 
@@ -31,28 +48,22 @@ install: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	@echo "==> [1/4] torch 2.13 and mmcv's build tools"
-	$(PIP) install torch==2.13.0 'setuptools>=77.0.3,<81' ninja wheel
+	@echo "==> [1/4] torch 2.13 with torchvision 0.28 and mmcv's build tools"
+	$(PIP) install $(TORCH_STACK) 'setuptools>=77.0.3,<81' ninja wheel
 	@echo "==> [2/4] mmengine (mmcv's build needs it)"
 	$(PIP) install mmengine==0.10.7 numpy
 	@echo "==> [3/4] mmcv 2.1.0 with compiled ops. FIRST BUILD FROM SOURCE TAKES 20-30 MINUTES"
-	@echo "          on 2 cores (pip prints 'still running...'); later installs reuse pip's wheel cache."
-	MAX_JOBS=$(JOBS) $(PIP) install --no-build-isolation mmcv==2.1.0
-	@echo "==> [4/4] mmdet 3.3.0, pycocotools, test tools and eca_mmdet itself"
+	@echo "          on 2 cores; the wheel is kept in $(MMCV_WHEELS)"
+	$(call install_mmcv,$(PY),$(MMCV_WHEELS))
+	@echo "==> [4/4] mmdet 3.3.0, timm, pycocotools, test tools and eca_mmdet itself"
 	$(PIP) install -r requirements.txt
 	$(PIP) install --no-build-isolation --no-deps -e .
-	$(PY) -c "import mmcv.ops, mmdet, eca_mmdet; print('eca_mmdet', eca_mmdet.__version__, 'ready: mmcv', mmcv.__version__, 'mmdet', mmdet.__version__)"
+	$(PY) -c "import mmcv.ops, mmdet, timm, eca_mmdet; print('eca_mmdet', eca_mmdet.__version__, 'ready: mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'timm', timm.__version__)"
 	@touch $(STAMP)
 
-# timm needs the torchvision of its torch; the CPU torch 2.13 here has none,
-# so the tests that use timm run in the torch 2.1 environment
-TIMM_TESTS := tests/test_timm_backbone.py tests/test_configs.py
-
-test: install $(COMPAT_STAMP)
+test: install
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
-	@echo "==> timm's ECA backbones in $(COMPAT_VENV) (torch 2.1 + torchvision + timm)"
-	$(COMPAT_PY) -m pytest -q $(TIMM_TESTS) -k timm
 
 demo: install
 	$(PY) tools/demo.py $(ARGS)
@@ -73,10 +84,8 @@ figures: install
 gpu-bundle: install
 	$(PY) tools/offline_install.py gather gpu-bundle $(ARGS)
 
-# mmcv is built with --no-cache-dir into a folder of its own, named for the
-# torch it is built against: pip's cache keys its wheel by name and version
-# only, and a wheel built for another torch fails with undefined symbols. eca_mmdet goes in as a user would add it (--no-deps: it must not
-# touch the stack).
+# eca_mmdet goes in as a user would add it (--no-deps: it must not touch the
+# stack)
 $(COMPAT_STAMP): pyproject.toml
 	@test -x $(COMPAT_PY) || python3 -m venv $(COMPAT_VENV)
 	@echo "==> [1/4] $(COMPAT_STACK) and mmcv's build tools"
@@ -85,14 +94,11 @@ $(COMPAT_STAMP): pyproject.toml
 	$(COMPAT_PIP) install mmengine==0.10.7 $(COMPAT_STACK)
 	@echo "==> [3/4] mmcv 2.1.0 built against torch 2.1: 20-30 minutes the first time;"
 	@echo "          the wheel is kept in $(COMPAT_WHEELS)"
-	test -n "$$(ls $(COMPAT_WHEELS)/mmcv-2.1.0-*.whl 2>/dev/null)" || \
-	  MAX_JOBS=$(JOBS) $(COMPAT_PIP) wheel --no-build-isolation --no-deps \
-	  --no-cache-dir -w $(COMPAT_WHEELS) mmcv==2.1.0
-	$(COMPAT_PIP) install --no-deps $(COMPAT_WHEELS)/mmcv-2.1.0-*.whl
-	@echo "==> [4/4] mmdet 3.3.0, pycocotools, test tools and eca_mmdet"
-	$(COMPAT_PIP) install mmdet==3.3.0 pycocotools safetensors filelock matplotlib tqdm $(TEST_DEPS) $(TIMM_DEPS) $(COMPAT_STACK)
+	$(call install_mmcv,$(COMPAT_PY),$(COMPAT_WHEELS))
+	@echo "==> [4/4] mmdet 3.3.0, pycocotools, test tools, timm and eca_mmdet"
+	$(COMPAT_PIP) install mmdet==3.3.0 pycocotools safetensors filelock matplotlib tqdm $(TEST_DEPS) $(COMPAT_TIMM) $(COMPAT_STACK)
 	$(COMPAT_PIP) install --no-deps -e .
-	$(COMPAT_PY) -c "import torch, numpy, mmcv.ops, mmdet, eca_mmdet; print('compat stack: torch', torch.__version__, 'numpy', numpy.__version__, 'mmcv', mmcv.__version__, 'mmdet', mmdet.__version__)"
+	$(COMPAT_PY) -c "import torch, numpy, mmcv.ops, mmdet, timm, eca_mmdet; print('compat stack: torch', torch.__version__, 'numpy', numpy.__version__, 'mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'timm', timm.__version__)"
 	@touch $(COMPAT_STAMP)
 
 $(DEPLOY_STAMP): $(COMPAT_STAMP)
