@@ -13,12 +13,15 @@ class Route:
     interrupted transfer that announced the full length). With
     ``hold_after``, each transfer sends that many bytes, sets ``holding``
     and waits for ``release`` before it sends the rest (a download in
-    progress, for as long as a test needs one)."""
+    progress, for as long as a test needs one). With ``stall``, the server
+    reads the request and never answers (it closes the connection at
+    ``release``)."""
     body: bytes = b''
     status: int = 200
     headers: Dict[str, str] = field(default_factory=dict)
     cut_after: Optional[int] = None
     hold_after: Optional[int] = None
+    stall: bool = False
     holding: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
 
@@ -52,6 +55,11 @@ class LoopbackServer:
                 server.requests.append((self.command, self.path))
                 route = server.routes.get(self.path.split('?')[0],
                                           Route(b'not found', 404))
+                if route.stall:  # never answers
+                    route.holding.set()
+                    route.release.wait(server.timeout)
+                    self.close_connection = True
+                    return
                 self.send_response(route.status)
                 for key, value in route.headers.items():
                     self.send_header(key, value)
@@ -91,6 +99,8 @@ class LoopbackServer:
 
     def __exit__(self, *exc):
         self.timer.cancel()
+        for route in self.routes.values():  # held transfers end with it
+            route.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(10)

@@ -262,6 +262,11 @@ def test_timm_weights_from_a_hub_stand_in(caches):
         assert r.stdout.strip().endswith('equal'), r.stdout + r.stderr[-2000:]
         assert srv.gets(resolve) == 1
     assert (caches / 'hf' / 'hub' / 'models--timm--tiny.test_in1k').is_dir()
+    # our lock stays out of the repository listing of the hub's cache
+    from huggingface_hub import scan_cache_dir
+    scan = scan_cache_dir(caches / 'hf' / 'hub')
+    assert not scan.warnings, scan.warnings
+    assert [repo.repo_id for repo in scan.repos] == ['timm/tiny.test_in1k']
 
 
 def test_hub_cache_checked_against_the_hubs_sha256(caches):

@@ -12,7 +12,11 @@ MMDetection-v1 files, from Google Drive; a bare released name works too),
 ``hf-hub:REPO`` / ``timm://MODEL`` (timm's weights, Hugging Face hub) and
 ``https://`` URLs (torch hub's cache). Each file is checked before it takes
 its cache name; copy the caches (``$ECA_MMDET_CHECKPOINTS``, ``$HF_HOME``,
-``$TORCH_HOME``) to the offline machines, or share them.
+``$TORCH_HOME``) to the offline machines, or share them (on a file system
+with locks). A transfer that receives nothing for
+``$ECA_MMDET_DOWNLOAD_TIMEOUT`` seconds (default 60) fails; a run that waits
+for another one fetching the same file gives up after
+``$ECA_MMDET_LOCK_TIMEOUT`` seconds (default 1800).
 """
 import argparse
 import sys

@@ -18,16 +18,24 @@ through :func:`~.safe_load.load_checkpoint_file`; a released file must also
 have the released depth, kernel sizes and keys) and only then moved into
 place, with its sha256 recorded beside it (``<file>.sha256``) and verified
 whenever it is used again. One process fetches each file, the others of a
-job wait for it (:mod:`.fetch_lock`); only that one prints its progress.
-``ECA_MMDET_NO_DOWNLOAD=1`` turns downloading off; ``ECA_MMDET_DRIVE_URL``
-(a template with ``{id}``) points ``eca://`` at a mirror.
+job wait for it (:mod:`.fetch_lock`, at most ``$ECA_MMDET_LOCK_TIMEOUT``
+seconds); only that one prints its progress. A transfer that receives
+nothing for ``$ECA_MMDET_DOWNLOAD_TIMEOUT`` seconds (default 60; the hub:
+``HF_HUB_ETAG_TIMEOUT`` and ``HF_HUB_DOWNLOAD_TIMEOUT``, default 10) ends
+with an error. ``ECA_MMDET_NO_DOWNLOAD=1`` turns downloading off;
+``ECA_MMDET_DRIVE_URL`` (a template with ``{id}``) points ``eca://`` at a
+mirror.
 """
 import hashlib
 import http.client
+import inspect
 import os
 import os.path as osp
 import re
-from typing import Callable
+import socket
+import sys
+import urllib.request
+from typing import Callable, Optional
 from urllib.parse import urlparse
 
 import torch
@@ -42,10 +50,17 @@ from .convert import (
     to_backbone_state_dict,
 )
 from .errors import CheckpointError
-from .fetch_lock import download_slot, fetch_lock
+from .fetch_lock import (
+    CacheLockError,
+    SettingError,
+    download_slot,
+    fetch_lock,
+    seconds_from_env,
+)
 from .mmdet_v1 import convert_mmdet_v1
 from .safe_load import load_checkpoint_file
 from .zoo import (
+    CACHE_ENV,
     RELEASED_CHECKPOINTS,
     SCHEME,
     cache_path,
@@ -55,6 +70,8 @@ from .zoo import (
 
 NO_DOWNLOAD_ENV = 'ECA_MMDET_NO_DOWNLOAD'
 DRIVE_URL_ENV = 'ECA_MMDET_DRIVE_URL'
+DOWNLOAD_TIMEOUT_ENV = 'ECA_MMDET_DOWNLOAD_TIMEOUT'
+DEFAULT_DOWNLOAD_TIMEOUT = 60.
 DRIVE_URL = 'https://drive.google.com/uc?id={id}'
 HF_SCHEME = 'hf-hub:'
 TIMM_SCHEME = 'timm://'
@@ -76,6 +93,21 @@ URL_SCHEMES = ('http://', 'https://')
 def downloads_allowed() -> bool:
     """False when ``ECA_MMDET_NO_DOWNLOAD`` is set (to anything but 0)."""
     return os.environ.get(NO_DOWNLOAD_ENV, '') in ('', '0')
+
+
+def download_timeout() -> float:
+    """Seconds a transfer may wait for the server (to connect, or between
+    two reads): ``$ECA_MMDET_DOWNLOAD_TIMEOUT``, default 60."""
+    return seconds_from_env(DOWNLOAD_TIMEOUT_ENV, DEFAULT_DOWNLOAD_TIMEOUT)
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of ``error``, saying which setting a timeout has."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, socket.timeout) or 'timed out' in text.lower():
+        text += (f'; nothing received for {download_timeout():g} s, '
+                 f'{DOWNLOAD_TIMEOUT_ENV}')
+    return text
 
 
 def local_checkpoint(spec: str) -> str:
@@ -197,28 +229,33 @@ def _released(spec: str) -> str:
             f'{spec} is not in the cache; fetching it from Google Drive '
             f'needs gdown (pip install gdown, or eca-mmdet[download]). Or: '
             + manual) from None
+    if 'timeout' not in inspect.signature(gdown.download).parameters:
+        raise CheckpointError(
+            f'{spec}: gdown {getattr(gdown, "__version__", "")} sets no '
+            f'network timeout; fetching needs gdown>=6.3 (pip install -U '
+            f'gdown). Or: ' + manual)
     url = os.environ.get(DRIVE_URL_ENV, DRIVE_URL).format(
         id=RELEASED_CHECKPOINTS[preset]['drive'])
-    with download_slot(path, spec) as tmp:
-        if tmp is None:  # another process fetched it while we waited
-            return _verify_recorded(path)
-        log_for_job(f'{spec}: downloading {preset} from {url}')
-        try:
-            if gdown.download(url=url, output=tmp, quiet=False) is None:
-                raise OSError('gdown fetched nothing')
-            checked = []
-            _into_cache(tmp, path,
-                        lambda p: checked.append(check_release(p, preset)))
-        except (OSError, CheckpointError,
-                gdown.exceptions.DownloadError) as e:
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise CheckpointError(
-                f'could not fetch {spec} from {url} ({reason}). This '
-                f'happens offline, behind a firewall or over Google '
-                f'Drive\'s download quota. ' + manual) from None
-    log_for_job(f'{spec}: checked ({checked[0]}); saved {path} (sha256 in '
-                f'{path}.sha256)')
-    return path
+    try:
+        with download_slot(path, spec, CACHE_ENV) as tmp:
+            if tmp is not None:  # None: fetched by another process meanwhile
+                log_for_job(f'{spec}: downloading {preset} from {url}')
+                if gdown.download(url=url, output=tmp, quiet=False,
+                                  timeout=download_timeout()) is None:
+                    raise OSError('gdown fetched nothing')
+                checked = []
+                _into_cache(tmp, path,
+                            lambda p: checked.append(check_release(p, preset)))
+                log_for_job(f'{spec}: checked ({checked[0]}); saved {path} '
+                            f'(sha256 in {path}.sha256)')
+    except (CacheLockError, SettingError):
+        raise
+    except (OSError, CheckpointError, gdown.exceptions.DownloadError) as e:
+        raise CheckpointError(
+            f'could not fetch {spec} from {url} ({_reason(e)}). This happens '
+            f'offline, behind a firewall or over Google Drive\'s download '
+            f'quota. ' + manual) from None
+    return _verify_recorded(path)
 
 
 # -- the Hugging Face hub ----------------------------------------------------
@@ -256,6 +293,13 @@ def _hub_file(path: str) -> str:
     return path
 
 
+def _hub_transport_errors() -> tuple:
+    """The errors of huggingface_hub's HTTP client that are no OSErrors
+    (httpx's, from huggingface_hub 1.0; requests' errors are OSErrors)."""
+    return tuple(sys.modules[name].HTTPError for name in ('httpx', 'httpx2')
+                 if name in sys.modules)
+
+
 def _hub(spec: str) -> str:
     repo = hub_repo(spec)
     try:
@@ -280,12 +324,17 @@ def _hub(spec: str) -> str:
     try:
         path = cached()
         if path is None and downloads_allowed():
-            entry = osp.join(HF_HUB_CACHE,
-                             'models--' + repo.replace('/', '--'))
-            with fetch_lock(entry, spec):
+            # in the hub's own lock folder: its cache scan expects only
+            # repository folders beside it
+            entry = 'models--' + repo.replace('/', '--')
+            lock = osp.join(HF_HUB_CACHE, '.locks', entry, 'eca_mmdet.lock')
+            with fetch_lock(osp.join(HF_HUB_CACHE, entry), spec, 'HF_HOME',
+                            lock_file=lock):
                 path = cached() or fetch(local_only=False)
         return path or fetch(local_only=True)  # offline: the hub's error
-    except (OSError, ValueError) as e:
+    except (CacheLockError, SettingError):
+        raise
+    except (OSError, ValueError, *_hub_transport_errors()) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(
             f'cannot fetch {spec} ({HF_FILE} of {repo}) from the Hugging '
@@ -315,18 +364,52 @@ def _url(url: str) -> str:
             f'{url} is not in the cache and downloading is off '
             f'({NO_DOWNLOAD_ENV} is set): download it and save it as {path}')
     match = torch.hub.HASH_REGEX.search(osp.basename(path))
-    with download_slot(path, url) as tmp:
-        if tmp is None:  # another process fetched it while we waited
-            return _verify_recorded(path)
-        log_for_job(f'{url}: downloading to {path}')
-        try:
-            torch.hub.download_url_to_file(
-                url, tmp, match.group(1) if match else None, progress=True)
-            _into_cache(tmp, path, load_checkpoint_file)
-        except (OSError, RuntimeError, ValueError,
-                http.client.HTTPException) as e:
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise CheckpointError(
-                f'could not fetch {url} ({reason}): download it and give '
-                f'its path, or save it as {path}') from None
-    return path
+    try:
+        with download_slot(path, url, 'TORCH_HOME') as tmp:
+            if tmp is not None:  # None: fetched by another process meanwhile
+                log_for_job(f'{url}: downloading to {path}')
+                download_url(url, tmp, match.group(1) if match else None)
+                _into_cache(tmp, path, load_checkpoint_file)
+    except (CacheLockError, SettingError):
+        raise
+    except (OSError, RuntimeError, ValueError,
+            http.client.HTTPException) as e:
+        raise CheckpointError(
+            f'could not fetch {url} ({_reason(e)}): download it and give '
+            f'its path, or save it as {path}') from None
+    return _verify_recorded(path)
+
+
+def download_url(url: str, dst: str, hash_prefix: Optional[str] = None):
+    """Download ``url`` to ``dst`` with a progress bar, as
+    ``torch.hub.download_url_to_file`` does, but with a timeout
+    (:func:`download_timeout`) on connecting and on every read.
+
+    Args:
+        url (str): An ``http(s)://`` URL.
+        dst (str): The file to write.
+        hash_prefix (str, optional): What the file's sha256 must start with.
+
+    Raises:
+        OSError: The server failed, stalled or sent less than it announced.
+        ValueError: The sha256 does not start with ``hash_prefix``.
+    """
+    from torch.hub import tqdm  # tqdm, or torch's stand-in without it
+    request = urllib.request.Request(url, headers={'User-Agent': 'eca-mmdet'})
+    digest, size = hashlib.sha256(), 0
+    with urllib.request.urlopen(request, timeout=download_timeout()) as r, \
+            open(dst, 'wb') as f:
+        length = r.headers.get('Content-Length', '')
+        total = int(length) if length.isdigit() else None
+        with tqdm(total=total, unit='B', unit_scale=True,
+                  unit_divisor=1024) as bar:
+            for chunk in iter(lambda: r.read(1 << 16), b''):
+                f.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                bar.update(len(chunk))
+    if total is not None and size != total:
+        raise OSError(f'the transfer ended after {size} of {total} bytes')
+    if hash_prefix and not digest.hexdigest().startswith(hash_prefix):
+        raise ValueError(f'its sha256 {digest.hexdigest()} does not start '
+                         f'with the hash {hash_prefix} of its name')

@@ -1,0 +1,241 @@
+"""The cache lock on file systems without locks, and transfers and waits
+that end: a server that accepts and then stalls, a holder that does not let
+go, with the bounds set tiny (``ECA_MMDET_DOWNLOAD_TIMEOUT``,
+``ECA_MMDET_LOCK_TIMEOUT``)."""
+import errno
+import fcntl
+import importlib.util
+import os
+import os.path as osp
+import threading
+import time
+
+import pytest
+from filelock import FileLock
+
+from eca_mmdet.checkpoint import CheckpointError
+from eca_mmdet.checkpoint import fetch_lock as fl
+from eca_mmdet.checkpoint.sources import local_checkpoint
+
+from helpers import ROOT
+from servers import LoopbackServer, Route
+
+REAL_FLOCK = fcntl.flock
+
+
+@pytest.fixture
+def caches(tmp_path, monkeypatch):
+    for var, sub in (('ECA_MMDET_CHECKPOINTS', 'eca'), ('TORCH_HOME', 'th'),
+                     ('HF_HOME', 'hf')):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    for var in ('ECA_MMDET_NO_DOWNLOAD', 'ECA_MMDET_LOCK_TIMEOUT',
+                'ECA_MMDET_DOWNLOAD_TIMEOUT'):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def no_locks(monkeypatch, code):
+    """``flock`` as a file system without locks answers: ENOLCK (NFS v3
+    without lockd) or ENOSYS (Lustre without ``-o flock``)."""
+    def flock(fd, operation):
+        if operation & fcntl.LOCK_EX:
+            raise OSError(code, os.strerror(code))
+        return REAL_FLOCK(fd, operation)
+    monkeypatch.setattr(fcntl, 'flock', flock)
+
+
+def download_tool():
+    spec = importlib.util.spec_from_file_location(
+        'download_checkpoints',
+        osp.join(ROOT, 'tools', 'download_checkpoints.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('code', [errno.ENOLCK, errno.ENOSYS],
+                         ids=['ENOLCK', 'ENOSYS'])
+def test_a_file_system_without_locks_is_one_line_error(caches, monkeypatch,
+                                                      capsys, code):
+    """No bare OSError, no silent lock file that a dead holder on another
+    host would leave behind: our error, naming the directory, the variable
+    that moves it and what to do; no request is made."""
+    no_locks(monkeypatch, code)
+    with LoopbackServer({'/w/x.pth': Route(b'never sent')}) as srv:
+        with pytest.raises(CheckpointError) as e:
+            local_checkpoint(srv.url('/w/x.pth'))
+        message = str(e.value)
+        assert '\n' not in message
+        for text in (os.strerror(code), str(caches / 'th' / 'hub' /
+                                            'checkpoints'),
+                     'TORCH_HOME', 'local disk', 'NFS v3', 'Lustre'):
+            assert text in message, (text, message)
+
+        # the download tool: one ``error:`` line, exit status 1
+        monkeypatch.setenv('ECA_MMDET_DRIVE_URL', srv.url('/uc?id={id}'))
+        assert download_tool().main(['eca_resnet18_k3577']) == 1
+        err = capsys.readouterr().err.splitlines()
+        assert err[0].startswith('error: eca://eca_resnet18_k3577: cannot '
+                                 'lock ' + str(caches / 'eca'))
+        assert 'ECA_MMDET_CHECKPOINTS' in err[0] and len(err) == 2
+        assert srv.requests == []
+    assert not [n for n in os.listdir(caches / 'eca') if 'partial' in n]
+
+
+def test_hub_lock_without_locks(caches, monkeypatch):
+    """The hub's cache: the same error, naming HF_HOME; huggingface_hub is
+    never asked to download."""
+    hf = pytest.importorskip('huggingface_hub')
+    from huggingface_hub import constants
+    no_locks(monkeypatch, errno.ENOLCK)
+    monkeypatch.setattr(constants, 'HF_HUB_CACHE', str(caches / 'hub'))
+    calls = []
+
+    def hf_hub_download(repo, name, local_files_only):
+        calls.append(local_files_only)
+        raise FileNotFoundError('not in the cache')
+    monkeypatch.setattr(hf, 'hf_hub_download', hf_hub_download)
+    with pytest.raises(CheckpointError, match='HF_HOME') as e:
+        local_checkpoint('hf-hub:timm/tiny.test_in1k')
+    assert str(caches / 'hub' / '.locks') in str(e.value)
+    assert calls == [True]  # only the cache was looked at
+
+
+def test_a_stalled_hub_transfer_is_one_line_error(caches, monkeypatch):
+    """huggingface_hub (its own timeouts, HF_HUB_DOWNLOAD_TIMEOUT) gives up
+    on a stalled transfer with its HTTP client's error, no OSError from
+    huggingface_hub 1.0: our error, not a traceback."""
+    hf = pytest.importorskip('huggingface_hub')
+    from huggingface_hub import constants
+    httpx = pytest.importorskip(  # its client: httpx2 from 2.0, httpx 1.x
+        'httpx2' if importlib.util.find_spec('httpx2') else 'httpx')
+    monkeypatch.setattr(constants, 'HF_HUB_CACHE', str(caches / 'hub'))
+
+    def hf_hub_download(repo, name, local_files_only):
+        if local_files_only:
+            raise FileNotFoundError('not in the cache')
+        raise httpx.ReadTimeout('The read operation timed out')
+    monkeypatch.setattr(hf, 'hf_hub_download', hf_hub_download)
+    with pytest.raises(CheckpointError, match='cannot fetch hf-hub:timm/'
+                       'tiny.test_in1k .* from the Hugging Face hub: The '
+                       'read operation timed out'):
+        local_checkpoint('hf-hub:timm/tiny.test_in1k')
+
+
+def held(path, ready, done):
+    """Hold ``path``'s lock (an flock on ``<path>.lock``) in a thread, with
+    a partial file of its own, until ``done`` is set."""
+    def hold():
+        with FileLock(path + '.lock'):
+            with open(fl.partial_path(path), 'wb') as f:
+                f.write(b'x' * 2**20)
+            ready.set()
+            done.wait(30)
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    return thread
+
+
+def test_a_waiter_says_what_it_waits_for_and_gives_up(caches, monkeypatch):
+    """A holder that does not let go: the waiter notes who holds it at the
+    start and every LOG_EVERY seconds, polls with backoff and ends with our
+    error after ECA_MMDET_LOCK_TIMEOUT seconds."""
+    monkeypatch.setenv('ECA_MMDET_LOCK_TIMEOUT', '1')
+    notes = []  # (raising=False: the module before the bound lacked them)
+    for name, value in (('LOG_EVERY', 0.4), ('log_once', notes.append),
+                        ('log_for_job', notes.append)):
+        monkeypatch.setattr(fl, name, value, raising=False)
+    url = 'http://127.0.0.1:9/w/entry.pth'  # never asked: the lock is held
+    path = str(caches / 'th' / 'hub' / 'checkpoints' / 'entry.pth')
+    ready, done = threading.Event(), threading.Event()
+    holder = held(path, ready, done)
+    attempts = []
+
+    def flock(fd, operation):
+        attempts.append(operation)
+        return REAL_FLOCK(fd, operation)
+    monkeypatch.setattr(fcntl, 'flock', flock)
+    errors = []
+
+    def wait():
+        try:
+            local_checkpoint(url)
+        except CheckpointError as e:
+            errors.append(e)
+    waiter = threading.Thread(target=wait, daemon=True)
+    start = time.monotonic()
+    waiter.start()
+    waiter.join(5)
+    took = time.monotonic() - start
+    done.set()
+    holder.join(10)
+    assert not waiter.is_alive(), 'the waiter still waits'
+    assert len(errors) == 1 and 0.9 < took < 3, (errors, took)
+    message = str(errors[0])
+    assert '\n' not in message
+    for text in (f'{url}: gave up after waiting 1 s', f'process '
+                 f'{os.getpid()} on', '(1.0 MiB so far)',
+                 'ECA_MMDET_LOCK_TIMEOUT', 'tools/download_checkpoints.py'):
+        assert text in message, (text, message)
+    assert 2 <= len(notes) <= 4, notes  # at the start, then every 0.4 s
+    assert all('is fetching it; waiting for it' in n and
+               f'process {os.getpid()} on' in n for n in notes), notes
+    assert len(attempts) <= 10, len(attempts)  # not every 0.05 s
+
+
+def test_a_bad_bound_is_one_line_error(caches, monkeypatch):
+    monkeypatch.setenv('ECA_MMDET_LOCK_TIMEOUT', 'forever')
+    with pytest.raises(CheckpointError, match="ECA_MMDET_LOCK_TIMEOUT="
+                                              "'forever': give a positive"):
+        local_checkpoint('https://127.0.0.1:9/w/x.pth')
+
+
+@pytest.mark.parametrize('scheme,stall', [
+    ('url', 'before the answer'), ('url', 'mid-file'), ('eca', 'mid-file')])
+def test_a_stalled_transfer_ends_every_rank(caches, monkeypatch, scheme,
+                                            stall):
+    """A server that accepts and then sends nothing more: the downloader
+    ends with our error after ECA_MMDET_DOWNLOAD_TIMEOUT seconds, and a
+    process that waited on its lock takes it, meets the same stall and
+    ends the same way; nothing is cached."""
+    monkeypatch.setenv('ECA_MMDET_DOWNLOAD_TIMEOUT', '0.5')
+    monkeypatch.setenv('ECA_MMDET_LOCK_TIMEOUT', '10')
+    body = b'\0' * 4096
+    route = Route(body, stall=stall == 'before the answer',
+                  hold_after=None if stall == 'before the answer' else 1024)
+    with LoopbackServer({'/w/x.pth': route, '/uc': route}) as srv:
+        if scheme == 'eca':
+            pytest.importorskip('gdown')
+            monkeypatch.setenv('ECA_MMDET_DRIVE_URL', srv.url('/uc?id={id}'))
+            spec, cache = 'eca://resnet18_k3577', caches / 'eca'
+            path = '/uc'
+        else:
+            spec, cache = srv.url('/w/x.pth'), caches / 'th' / 'hub'
+            path = '/w/x.pth'
+        errors, ends = [], []
+
+        def rank():
+            try:
+                local_checkpoint(spec)
+            except CheckpointError as e:
+                errors.append(str(e))
+            ends.append(time.monotonic())
+        start = time.monotonic()
+        first = threading.Thread(target=rank, daemon=True)
+        first.start()
+        assert route.holding.wait(10)
+        second = threading.Thread(target=rank, daemon=True)
+        second.start()
+        for thread in (first, second):
+            thread.join(10)
+            assert not thread.is_alive(), 'a rank still waits'
+        assert srv.gets(path) == 2  # each tried once, in turn
+    assert len(errors) == 2, errors
+    for message in errors:
+        assert message.startswith('could not fetch ')
+        assert 'ECA_MMDET_DOWNLOAD_TIMEOUT' in message, message
+    assert max(ends) - start < 5, [t - start for t in ends]
+    assert not [p for p in cache.rglob('*') if p.is_file() and
+                p.suffix != '.lock'], list(cache.rglob('*'))
+
