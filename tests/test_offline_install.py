@@ -1,19 +1,17 @@
-"""The offline half of tools/offline_install.py: a fresh venv installs from a
-gathered folder with no index reachable and passes the import check.
-
-The folder is gathered for this machine's Python and platform (``gather``
-needs the package index, as it does for a user), with torch added, since
-this fresh venv stands in for a node that brings its own torch. mmcv's
-build from source takes 20-30 minutes on this CPU, so the folder gets the
-mmcv wheel of the running environment, repacked from its installed files,
-where ``install`` keeps the wheels it builds (``built/torch-<version>/``):
-``install`` takes it from there as it would on a second node.
-"""
+"""tools/offline_install.py, piece by piece, with pip, torch's GPUs and the
+node's cgroups stood in for (a real install into a fresh venv takes minutes
+and gigabytes): what ``gather`` asks pip for and keeps, which mmcv wheel
+``install`` reuses or builds (keyed by torch, CUDA and architectures, the
+highest as PTX) and with how many jobs, and the check that launches mmcv's
+NMS and RoIAlign on every GPU."""
 import importlib.metadata
+import importlib.util
+import io
+import json
 import os
-import shutil
 import subprocess
 import sys
+import tarfile
 
 import pytest
 import torch
@@ -21,77 +19,23 @@ import torch
 from helpers import ROOT
 
 TOOL = os.path.join(ROOT, 'tools', 'offline_install.py')
+HERE = '%d.%d' % sys.version_info[:2]
 
 
-def repack_installed(dist_name, dest):
-    """A wheel of the installed distribution ``dist_name`` (its files as
-    installed, RECORD rewritten by ``wheel pack``)."""
-    dist = importlib.metadata.distribution(dist_name)
-    stage = os.path.join(dest, 'stage')
-    site = str(dist.locate_file(''))
-    for f in dist.files:
-        src = os.path.normpath(str(dist.locate_file(f)))
-        if not src.startswith(site) or '__pycache__' in src \
-                or f.name == 'RECORD':
-            continue  # scripts outside site-packages, caches
-        out = os.path.join(stage, os.path.relpath(src, site))
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        shutil.copy2(src, out)
-    subprocess.run([sys.executable, '-m', 'wheel', 'pack', stage, '-d',
-                    dest], check=True, capture_output=True)
-    shutil.rmtree(stage)
+@pytest.fixture(scope='module')
+def tool():
+    spec = importlib.util.spec_from_file_location('offline_install', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def offline_env(tmp_path):
-    """No index reachable: pip's configuration files ignored, its index a
-    closed port on 127.0.0.1, no find-links but the folder."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith('PIP_')}
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_INDEX_URL='http://127.0.0.1:9/',
-               PIP_RETRIES='0', PIP_TIMEOUT='2')
-    return env
-
-
-@pytest.mark.skipif(
-    torch.version.cuda is not None,
-    reason=f'torch {torch.__version__} is a CUDA build: the stand-in node '
-    f'would need its nvidia-* wheels (gigabytes); make test runs this with '
-    f'its CPU torch')
-def test_fresh_venv_installs_from_the_folder_without_an_index(tmp_path):
-    bundle = tmp_path / 'bundle'
-    r = subprocess.run(
-        [sys.executable, TOOL, 'gather', str(bundle), '--extra',
-         f'torch=={torch.__version__.split("+")[0]}'],
-        capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-    assert (bundle / 'mmcv-2.1.0.tar.gz').is_file()
-    assert (bundle / 'offline_install.py').is_file()
-    built = bundle / 'built' / f'torch-{torch.__version__}'
-    built.mkdir(parents=True)
-    repack_installed('mmcv', str(built))
-
-    venv = tmp_path / 'node'
-    subprocess.run([sys.executable, '-m', 'venv', str(venv)], check=True)
-    python = str(venv / 'bin' / 'python')
-    env = offline_env(tmp_path)
-    # the copy inside the folder, run by the fresh Python, as on a node
-    r = subprocess.run([python, str(bundle / 'offline_install.py'),
-                        'install', str(bundle)], capture_output=True,
-                       text=True, env=env, cwd=tmp_path, timeout=900)
-    out = r.stdout + r.stderr
-    assert r.returncode == 0, out[-4000:]
-    assert 'ready: torch' in out and '| mmcv 2.1.0' in out
-    assert 'building mmcv' not in out  # taken from built/
-    # the installed stack builds and runs an ECA-ResNet, away from the repo
-    check = ('import torch, eca_mmdet; from mmdet.registry import MODELS; '
-             'm = MODELS.build(dict(type="ECAResNet", depth=50, '
-             'k_size=None)).eval(); '
-             'print([tuple(o.shape) for o in m(torch.zeros(1, 3, 64, 64))]); '
-             'print(eca_mmdet.__file__)')
-    r = subprocess.run([python, '-c', check], capture_output=True,
-                       text=True, env=env, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert '(1, 2048, 2, 2)' in r.stdout
-    assert str(venv) in r.stdout  # the wheel's copy, not the checkout
+def test_runs_on_the_standard_library_alone():
+    """What a bare node Python runs first: no site-packages at all."""
+    r = subprocess.run([sys.executable, '-I', '-S', TOOL, 'install', '-h'],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert '--cuda-archs' in r.stdout
 
 
 def test_wrong_python_is_a_clear_error(tmp_path):
@@ -105,47 +49,278 @@ def test_wrong_python_is_a_clear_error(tmp_path):
     assert 'Traceback' not in r.stderr
 
 
+def test_option_names_say_which_architecture(tool, capsys):
+    args = tool.parse_args(['gather', 'd', '--platform-arch', 'aarch64'])
+    assert args.platform_arch == 'aarch64'
+    args = tool.parse_args(['install', 'd', '--cuda-archs', '8.0;9.0+PTX'])
+    assert args.cuda_archs == '8.0;9.0+PTX'
+    for argv in (['gather', 'd', '--arch', 'x86_64'],
+                 ['install', 'd', '--arch', '9.0']):
+        with pytest.raises(SystemExit):
+            tool.parse_args(argv)
+        assert 'unrecognized arguments: --arch' in capsys.readouterr().err
+
+
 @pytest.mark.parametrize('glibc,first,last', [
     ('2.28', 'manylinux_2_28_x86_64', 'manylinux1_x86_64'),
     ('2.17', 'manylinux_2_17_x86_64', 'manylinux1_x86_64')])
-def test_platform_tags_include_older_glibc(glibc, first, last):
-    sys.path.insert(0, os.path.dirname(TOOL))
-    try:
-        from offline_install import manylinux_platforms
-    finally:
-        sys.path.pop(0)
-    tags = manylinux_platforms(glibc, 'x86_64')
+def test_platform_tags_include_older_glibc(tool, glibc, first, last):
+    tags = tool.manylinux_platforms(glibc, 'x86_64')
     assert tags[0] == first and tags[-1] == last
     assert 'manylinux2014_x86_64' in tags
     assert ('manylinux_2_28_x86_64' in tags) == (glibc == '2.28')
 
 
-def test_gather_leaves_out_what_the_node_has(tmp_path):
-    """A node's freeze: numpy at the node's version, not downloaded; its
-    local CUDA torch build no constraint at all; the rest at this
-    environment's versions, as wheels for the node's Python 3.12."""
+def fake_sdist(path):
+    """An mmcv source archive holding its runtime requirements."""
+    text = b'addict\nnumpy\npywin32; sys_platform == "win32"\n'
+    with tarfile.open(path, 'w:gz') as tar:
+        info = tarfile.TarInfo('mmcv-2.1.0/requirements/runtime.txt')
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+
+
+def test_gather_asks_for_the_node_and_leaves_out_what_it_has(
+        tool, tmp_path, monkeypatch):
+    """A node's freeze: numpy at the node's version and not kept; its local
+    CUDA torch no constraint; the rest at this environment's versions, as
+    wheels for the node's Python, glibc and CPU."""
+    calls = []
+
+    def fake_pip(*args, env=None, python=None):
+        calls.append(args)
+        dest = args[args.index('-w' if args[0] == 'wheel' else '-d') + 1]
+        if '--no-binary' in args:
+            fake_sdist(os.path.join(dest, 'mmcv-2.1.0.tar.gz'))
+        elif args[0] == 'download':
+            for name in ('numpy-2.2.6-cp312-cp312-manylinux_2_17_x86_64.whl',
+                         'mmdet-3.3.0-py3-none-any.whl'):
+                open(os.path.join(dest, name), 'w').close()
+        else:  # the eca_mmdet wheel, from a clean copy of the sources
+            assert sorted(os.listdir(args[-1])) == [
+                'LICENSE', 'README.md', 'eca_mmdet', 'pyproject.toml']
+            open(os.path.join(dest, 'eca_mmdet-0.1.0-py3-none-any.whl'),
+                 'w').close()
+    monkeypatch.setattr(tool, 'pip', fake_pip)
     freeze = tmp_path / 'node.txt'
     freeze.write_text('numpy==2.2.6\ntorch==2.11.0+cu130\n'
                       'some-conda-pkg @ file:///opt/conda/x\n')
     bundle = tmp_path / 'b'
-    r = subprocess.run(
-        [sys.executable, TOOL, 'gather', str(bundle), '--python', '3.12',
-         '--glibc', '2.28', '--arch', 'x86_64', '--node-freeze',
-         str(freeze)], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-    names = os.listdir(bundle)
-    assert not [n for n in names if n.startswith('numpy-')]
+    assert tool.main(['gather', str(bundle), '--python', '3.12', '--glibc',
+                      '2.28', '--platform-arch', 'x86_64', '--node-freeze',
+                      str(freeze)]) == 0
+    download = calls[1]
+    assert download[:3] == ('download', '-d', str(bundle))
+    i = download.index('--python-version')
+    assert download[i + 1] == '3.12' and '--only-binary=:all:' in download
+    platforms = [download[j + 1] for j, a in enumerate(download)
+                 if a == '--platform']
+    assert platforms == tool.manylinux_platforms('2.28', 'x86_64')
+    assert {'mmdet==3.3.0', 'addict', 'numpy'} <= set(download)
+    assert not [a for a in download if 'pywin32' in a]
     constraints = (bundle / 'constraints.txt').read_text().splitlines()
     assert 'numpy==2.2.6' in constraints
     assert not [c for c in constraints if c.split('==')[0] == 'torch']
     assert f'mmengine=={importlib.metadata.version("mmengine")}' in \
         constraints
-    wheels = [n for n in names if n.endswith('.whl')]
-    assert any(n.startswith('mmdet-3.3.0') for n in wheels)
-    # CPython wheels are for 3.12 (or its stable ABI), all for Linux x86_64
-    tags = [n[:-4].split('-')[-3:] for n in wheels]
-    cpython = [(py, abi) for py, abi, _ in tags if py.startswith('cp')]
-    assert cpython and all(py == 'cp312' or abi == 'abi3'
-                           for py, abi in cpython), cpython
-    assert all(plat == 'any' or plat.endswith('x86_64')
-               for _, _, plat in tags)
+    names = sorted(os.listdir(bundle))
+    assert not [n for n in names if n.startswith('numpy-')]
+    assert {'mmdet-3.3.0-py3-none-any.whl', 'mmcv-2.1.0.tar.gz',
+            'offline_install.py', 'bundle.json'} <= set(names)
+    info = json.loads((bundle / 'bundle.json').read_text())
+    assert (info['python'], info['platform_arch']) == ('3.12', 'x86_64')
+    assert info['eca_mmdet'] == 'eca_mmdet-0.1.0-py3-none-any.whl'
+
+
+def test_wheel_key_and_architectures(tool):
+    cu = dict(version='2.5.1+cu124', cuda='12.4')
+    assert tool.wheel_key(cu, '8.0;9.0+PTX') == \
+        'torch-2.5.1+cu124_cuda-12.4_archs-8.0-9.0+PTX'
+    assert tool.wheel_key(dict(version='2.1.0+cpu', cuda=None)) == \
+        'torch-2.1.0+cpu_cpu'
+    assert tool.cuda_arch_list(['9.0', '8.0', '9.0']) == '8.0;9.0+PTX'
+    assert tool.cuda_arch_list(['8.6']) == '8.6+PTX'
+    # native code runs on the same major version, same or higher minor
+    assert [tool.covers('8.0;9.0+PTX', c) for c in
+            ('7.5', '8.0', '8.6', '9.0', '10.0')] == [
+                False, True, True, True, False]
+    assert tool.covers('9.0a', '9.0') and not tool.covers('8.6', '8.0')
+
+
+@pytest.fixture
+def node(tool, tmp_path, monkeypatch):
+    """A bundle holding an mmcv wheel an A100 node built; pip, torch and
+    the check recorded. ``node(torch)`` runs ``install`` and returns the
+    pip calls and the check's arguments."""
+    bundle = tmp_path / 'bundle'
+    kept = bundle / 'built' / 'torch-2.5.1+cu124_cuda-12.4_archs-8.0+PTX'
+    kept.mkdir(parents=True)
+    (kept / 'mmcv-2.1.0-cp3-cp3-linux_x86_64.whl').touch()
+    (bundle / 'bundle.json').write_text(json.dumps(dict(
+        python=HERE, requirements=['mmdet==3.3.0'],
+        mmcv_sdist='mmcv-2.1.0.tar.gz',
+        eca_mmdet='eca_mmdet-0.1.0-py3-none-any.whl')))
+    monkeypatch.setattr(tool, 'build_jobs', lambda: (5, '5 CPUs usable'))
+
+    def run(torch_info, *options):
+        calls, checked = [], []
+
+        def fake_pip(*args, env=None, python=None):
+            calls.append((args, env))
+            if args[0] == 'wheel':
+                out = args[args.index('-w') + 1]
+                os.makedirs(out)
+                open(os.path.join(out, 'mmcv-2.1.0-new.whl'), 'w').close()
+        monkeypatch.setattr(tool, 'pip', fake_pip)
+        monkeypatch.setattr(tool, 'torch_info', lambda python: torch_info)
+        monkeypatch.setattr(tool, 'run_check',
+                            lambda *a: checked.append(a) or 0)
+        assert tool.main(['install', str(bundle), *options]) == 0
+        assert all('--no-index' in args for args, _ in calls)
+        return calls, checked
+    run.built = bundle / 'built'
+    return run
+
+
+def test_install_reuses_a_wheel_whose_archs_cover_the_gpus(node):
+    """An A100 (8.0) wheel on an A100 + A10 (8.6) node: no build."""
+    calls, checked = node(dict(version='2.5.1+cu124', cuda='12.4',
+                               caps=['8.0', '8.6']))
+    kept = node.built / 'torch-2.5.1+cu124_cuda-12.4_archs-8.0+PTX'
+    assert not [a for a, _ in calls if a[0] == 'wheel']
+    assert str(kept / 'mmcv-2.1.0-cp3-cp3-linux_x86_64.whl') in calls[1][0]
+    assert checked == [('8.0+PTX', str(kept))]
+
+
+@pytest.mark.parametrize('torch_info,options,key,archs', [
+    # an H200 node: the A100 wheel has no sm_90 code
+    (dict(version='2.5.1+cu124', cuda='12.4', caps=['9.0']), [],
+     'torch-2.5.1+cu124_cuda-12.4_archs-9.0+PTX', '9.0+PTX'),
+    # the A100 again, with another CUDA build of the same torch
+    (dict(version='2.5.1+cu118', cuda='11.8', caps=['8.0']), [],
+     'torch-2.5.1+cu118_cuda-11.8_archs-8.0+PTX', '8.0+PTX'),
+    # architectures asked for: exactly those
+    (dict(version='2.5.1+cu124', cuda='12.4', caps=[]),
+     ['--cuda-archs', '8.0;9.0+PTX'],
+     'torch-2.5.1+cu124_cuda-12.4_archs-8.0-9.0+PTX', '8.0;9.0+PTX'),
+])
+def test_install_builds_where_no_kept_wheel_covers(node, torch_info,
+                                                   options, key, archs):
+    calls, checked = node(torch_info, *options)
+    (build, env), = [(a, e) for a, e in calls if a[0] == 'wheel']
+    assert build[build.index('-w') + 1] == str(node.built / key)
+    assert env['TORCH_CUDA_ARCH_LIST'] == archs
+    assert env['MAX_JOBS'] == os.environ.get('MAX_JOBS', '5')
+    assert env['FORCE_CUDA'] == '1' and env['MMCV_WITH_OPS'] == '1'
+    assert str(node.built / key / 'mmcv-2.1.0-new.whl') in calls[2][0]
+    assert checked == [(archs, str(node.built / key))]
+
+
+def test_install_without_gpu_or_archs_is_a_clear_error(node):
+    with pytest.raises(SystemExit, match='torch sees no GPU here.*'
+                       '--cuda-archs "8.0;9.0\\+PTX"'):
+        node(dict(version='2.5.1+cu124', cuda='12.4', caps=[]))
+
+
+def test_build_jobs_from_affinity_cgroups_and_memory(tool, tmp_path,
+                                                     monkeypatch):
+    """A 64-CPU node: the job's affinity (16 CPUs), its cgroup's CPU quota
+    and memory, /proc/meminfo's MemAvailable, cgroup v2 and v1."""
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: set(range(16)),
+                        raising=False)
+    monkeypatch.setattr(os, 'cpu_count', lambda: 64)
+    gib = 2**30
+
+    def write(path, text):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def jobs(proc, mem_available_gib=100):
+        write(tmp_path / 'meminfo', 'MemTotal: 1 kB\nMemAvailable: '
+              f'{mem_available_gib * 2**20} kB\n')
+        write(tmp_path / 'cgroup', proc)
+        return tool.build_jobs(meminfo=str(tmp_path / 'meminfo'),
+                               proc_cgroup=str(tmp_path / 'cgroup'),
+                               root=str(tmp_path / 'fs'))[0]
+    v2 = tmp_path / 'fs' / 'job'
+    assert jobs('0::/job\n') == 16  # no limits: the affinity
+    assert jobs('0::/job\n', mem_available_gib=10) == 3  # 3 GiB a job
+    write(v2 / 'cpu.max', '600000 100000\n')  # 6 CPUs
+    assert jobs('0::/job/step\n') == 6  # the parent's limit holds
+    write(v2 / 'memory.max', f'{13 * gib}\n')
+    write(v2 / 'memory.current', f'{gib}\n')
+    assert jobs('0::/job\n') == 4  # 12 GiB free in the cgroup
+    v1 = tmp_path / 'fs' / 'cpu,cpuacct' / 'slurm'
+    write(v1 / 'cpu.cfs_quota_us', '250000\n')
+    write(v1 / 'cpu.cfs_period_us', '100000\n')
+    write(tmp_path / 'fs' / 'memory' / 'slurm' / 'memory.limit_in_bytes',
+          f'{2**63 - 4096}\n')  # unlimited
+    assert jobs('4:memory:/slurm\n3:cpu,cpuacct:/slurm\n') == 2
+    assert jobs('1:name=systemd:/\n') == 16
+
+
+def test_mmcv_kernels_launch_on_the_cpu(tool):
+    """The check's kernels, for real: mmcv's compiled NMS and RoIAlign."""
+    keep, out = tool.launch_mmcv_ops('cpu')
+    assert keep == [0, 2]  # box 1 overlaps box 0 by 68%
+    # 8 x 8 values 8y + x, the box (0, 0)-(4, 4) shifted by half a pixel
+    # (aligned): 2 x 2 bins, each the mean of its 2 x 2 samples at
+    # integer points, e.g. (0 + 1 + 8 + 9) / 4
+    assert out.shape == (1, 1, 2, 2)
+    assert out.flatten().tolist() == pytest.approx([4.5, 6.5, 20.5, 22.5])
+
+
+def stub_gpus(monkeypatch, tool, failing=None, error='CUDA error: no kernel '
+              'image is available for execution on the device'):
+    """Two H200s, mmcv's ops built with CUDA 12.4; ``launch_mmcv_ops``
+    raises ``error`` on ``failing``."""
+    import mmcv.ops
+    launched = []
+
+    def launch(device):
+        launched.append(device)
+        if device == failing:
+            raise RuntimeError(error + '\nCUDA kernel errors might be '
+                               'asynchronously reported')
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
+    monkeypatch.setattr(torch.cuda, 'get_device_capability',
+                        lambda i: (9, 0))
+    monkeypatch.setattr(torch.cuda, 'get_device_name',
+                        lambda i: 'NVIDIA H200')
+    monkeypatch.setattr(tool, 'launch_mmcv_ops', launch)
+    monkeypatch.setattr(mmcv.ops, 'get_compiling_cuda_version',
+                        lambda: '12.4')
+    return launched
+
+
+def test_check_launches_on_every_gpu(tool, monkeypatch, capsys):
+    launched = stub_gpus(monkeypatch, tool)
+    assert tool.main(['check']) == 0
+    assert launched == ['cuda:0', 'cuda:1']
+    assert 'ready: torch' in capsys.readouterr().out
+
+
+def test_check_names_gpu_and_archs_where_no_kernel_runs(tool, monkeypatch):
+    stub_gpus(monkeypatch, tool, failing='cuda:1')
+    with pytest.raises(SystemExit) as e:
+        tool.main(['check', '--cuda-archs', '8.0+PTX', '--built', '/b/k'])
+    message = str(e.value)
+    assert '\n' not in message
+    assert 'no CUDA kernel for GPU 1 (NVIDIA H200, compute capability 9.0)' \
+        in message
+    assert 'TORCH_CUDA_ARCH_LIST=8.0+PTX (/b/k)' in message
+    assert '--cuda-archs "9.0+PTX"' in message
+    # any other failure is not mistaken for a missing kernel
+    stub_gpus(monkeypatch, tool, failing='cuda:0', error='CUDA out of memory')
+    with pytest.raises(RuntimeError, match='out of memory'):
+        tool.main(['check'])
+
+
+def test_check_refuses_mmcv_without_cuda_ops_on_a_gpu_node(tool, monkeypatch):
+    import mmcv.ops
+    launched = stub_gpus(monkeypatch, tool)
+    monkeypatch.setattr(mmcv.ops, 'get_compiling_cuda_version',
+                        lambda: 'not available')
+    with pytest.raises(SystemExit, match='built without its CUDA ops'):
+        tool.main(['check'])
+    assert launched == []

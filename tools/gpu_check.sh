@@ -2,9 +2,10 @@
 # The GPU checks in one run, on a node where tools/offline_install.py (or
 # make install) has put the stack:
 #     [PYTHON=...] bash tools/gpu_check.sh [OUT_DIR]
-# writes OUT_DIR/env.txt (GPU, driver, torch, CUDA), tests.txt (the suite's
-# CUDA tests: every test taking the `device` fixture) and figures.txt/.json
-# (tools/analysis/device_figures.py --device cuda).
+# writes OUT_DIR/env.txt (GPU, driver, torch, CUDA, and mmcv's NMS and
+# RoIAlign launched on every GPU by `tools/offline_install.py check`),
+# tests.txt (the suite's CUDA tests: every test taking the `device` fixture)
+# and figures.txt/.json (tools/analysis/device_figures.py --device cuda).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-gpu-check}
@@ -12,6 +13,7 @@ py=${PYTHON:-python}
 mkdir -p "$out"
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   "$py" -c "import torch, mmcv, mmdet; from mmcv.ops import get_compiling_cuda_version as v; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'cuDNN', torch.backends.cudnn.version(), '| mmcv', mmcv.__version__, 'ops built with CUDA', v(), '| mmdet', mmdet.__version__)"
+  "$py" tools/offline_install.py check
 } 2>&1 | tee "$out/env.txt"
 "$py" -m pytest -q -rs -p no:cacheprovider -k cuda \
     tests/test_eca_resnet_equivalence.py tests/test_amp_training.py \

@@ -5,7 +5,8 @@ On a machine with internet, gather what the node lacks into one folder
 (wheels chosen for the node's Python and platform, mmcv as source)::
 
     python tools/offline_install.py gather gpu-bundle \\
-        --python 3.12 --glibc 2.28 --arch x86_64 [--node-freeze node.txt]
+        --python 3.12 --glibc 2.28 --platform-arch x86_64 \\
+        [--node-freeze node.txt]
 
 Versions are those of the environment that runs ``gather`` (the tested
 stack; ``--no-pin`` for the newest), except what the node already has
@@ -16,15 +17,22 @@ and run there, with the node's Python (torch and nvcc installed)::
 
     python gpu-bundle/offline_install.py install gpu-bundle
 
-which installs from the folder with the index disabled, builds mmcv with its
-CUDA ops for the node's GPUs only (``TORCH_CUDA_ARCH_LIST`` from the visible
-devices, all cores), keeps that wheel in ``gpu-bundle/built/<torch>/`` for
-the next node of the same kind, installs eca_mmdet and checks the imports.
-Only the standard library is used, so it runs before anything is installed.
+which installs from the folder with the index disabled and installs mmcv
+with its CUDA ops: a wheel kept in ``gpu-bundle/built/`` by an earlier node
+where one was built for this torch, this CUDA and architectures that cover
+the visible GPUs, else one built now (``TORCH_CUDA_ARCH_LIST`` = the visible
+GPUs' capabilities, the highest also as PTX, e.g. ``8.0;9.0+PTX``, or
+``--cuda-archs``; ``MAX_JOBS`` from the CPUs and memory this process may
+use) and kept in ``built/torch-<version>_cuda-<version>_archs-<archs>/``.
+It then installs eca_mmdet and runs ``check``: the imports, and mmcv's NMS
+and RoIAlign kernels on every visible GPU (``python offline_install.py
+check`` runs it alone). Only the standard library is used, so it runs before
+anything is installed.
 """
 import argparse
 import glob
 import json
+import math
 import os
 import platform
 import re
@@ -39,10 +47,12 @@ MMCV = 'mmcv==2.1.0'
 # what a node needs besides torch and mmcv: the stack, mmcv's build tools,
 # and what the device tests import
 REQUIREMENTS = ['mmengine==0.10.7', 'mmdet==3.3.0', 'pycocotools',
-                'safetensors>=0.4', 'filelock>=3.12', 'numpy',
+                'safetensors>=0.4', 'filelock>=3.30', 'numpy',
                 'setuptools>=77.0.3,<81', 'wheel', 'ninja', 'pytest',
                 'hypothesis']
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# memory of one compile job of mmcv's ops (an nvcc process takes 2-3 GiB)
+GIB_PER_JOB = 3
 
 
 def pip(*args, python=sys.executable, env=None):
@@ -104,7 +114,7 @@ def gather(args):
     node = read_freeze(args.node_freeze) if args.node_freeze else {}
     target = ['--only-binary=:all:', '--implementation', 'cp',
               '--python-version', args.python]
-    for tag in manylinux_platforms(args.glibc, args.arch):
+    for tag in manylinux_platforms(args.glibc, args.platform_arch):
         target += ['--platform', tag]
     # the node's versions where it has the package, else (unless --no-pin)
     # those of this environment, the stack the tests ran on
@@ -135,7 +145,8 @@ def gather(args):
         pip('wheel', '--no-deps', '--no-build-isolation', '-w', dest, src)
     shutil.copy(os.path.abspath(__file__),
                 os.path.join(dest, 'offline_install.py'))
-    info = dict(python=args.python, glibc=args.glibc, arch=args.arch,
+    info = dict(python=args.python, glibc=args.glibc,
+                platform_arch=args.platform_arch,
                 requirements=wanted, mmcv_sdist=os.path.basename(sdist),
                 eca_mmdet=os.path.basename(glob.glob(
                     os.path.join(dest, 'eca_mmdet-*.whl'))[0]),
@@ -145,7 +156,8 @@ def gather(args):
     size = sum(os.path.getsize(p) for p in glob.glob(os.path.join(dest, '*')))
     print(f'\n{dest}: {len(kept)} wheels, {info["mmcv_sdist"]}, '
           f'{info["eca_mmdet"]} ({size / 2**20:.0f} MiB) for CPython '
-          f'{args.python} on glibc {args.glibc} {args.arch}. On the node:\n'
+          f'{args.python} on glibc {args.glibc} {args.platform_arch}. On '
+          f'the node:\n'
           f'    python {os.path.basename(dest)}/offline_install.py install '
           f'{os.path.basename(dest)}')
     return 0
@@ -163,19 +175,170 @@ def torch_info(python):
     return json.loads(r.stdout) if r.returncode == 0 else None
 
 
-def mmcv_build_env(torch, arch_list=None):
-    """Environment of mmcv's build: its CUDA ops for these GPUs only (or
-    CPU ops where torch has no CUDA), all cores."""
-    env = dict(os.environ, MMCV_WITH_OPS='1',
-               MAX_JOBS=str(os.cpu_count() or 1))
-    if torch['cuda']:
-        arch = arch_list or ';'.join(torch['caps'])
-        if not arch:
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().split()
+    except OSError:
+        return None
+
+
+def _cgroup_cpus(d):
+    """CPUs the cgroup folder ``d`` allows (v2 ``cpu.max``, v1 CFS quota),
+    None where unlimited or not there."""
+    v2, quota, period = (_read(os.path.join(d, 'cpu.max')),
+                         _read(os.path.join(d, 'cpu.cfs_quota_us')),
+                         _read(os.path.join(d, 'cpu.cfs_period_us')))
+    if v2 and v2[0] != 'max':
+        return int(v2[0]) / int(v2[1])
+    if quota and period and int(quota[0]) > 0:
+        return int(quota[0]) / int(period[0])
+    return None
+
+
+def _cgroup_bytes(d):
+    """Bytes the cgroup folder ``d`` leaves (limit less usage; v2
+    ``memory.max``, v1 ``memory.limit_in_bytes``), None where unlimited."""
+    for limit, usage in (('memory.max', 'memory.current'),
+                         ('memory.limit_in_bytes', 'memory.usage_in_bytes')):
+        value = _read(os.path.join(d, limit))
+        if value and value[0] != 'max' and int(value[0]) < 2**60:
+            used = _read(os.path.join(d, usage))
+            return int(value[0]) - (int(used[0]) if used else 0)
+    return None
+
+
+def cgroup_limits(proc_cgroup='/proc/self/cgroup', root='/sys/fs/cgroup'):
+    """CPUs and bytes of memory the cgroups of this process leave it: the
+    smallest limit of its cgroup and those above it (cgroup v2, or v1's cpu
+    and memory controllers).
+
+    Returns:
+        tuple: ``(cpus, bytes)``, each None where no limit was found.
+    """
+    cpus = mem = None
+    for line in (_read(proc_cgroup) or []):
+        _, controllers, path = line.split(':', 2)
+        if controllers and not {'cpu', 'memory'} & set(controllers.split(',')):
+            continue
+        base = os.path.join(root, controllers)  # v2: the root itself
+        d = os.path.normpath(base + path)
+        while True:
+            for value, kind in ((_cgroup_cpus(d), 'cpu'),
+                                (_cgroup_bytes(d), 'mem')):
+                if value is not None and kind == 'cpu':
+                    cpus = value if cpus is None else min(cpus, value)
+                elif value is not None:
+                    mem = value if mem is None else min(mem, value)
+            if len(d) <= len(base):
+                break
+            d = os.path.dirname(d)
+    return cpus, mem
+
+
+def build_jobs(meminfo='/proc/meminfo', **cgroup):
+    """Parallel compile jobs for mmcv's build: the CPUs this process may run
+    on (its affinity, its cgroup's CPU quota), at most one per
+    ``GIB_PER_JOB`` GiB of the memory it has (``MemAvailable``, its cgroup's
+    limit).
+
+    Args:
+        meminfo (str): the ``/proc/meminfo`` to read.
+        cgroup: arguments of :func:`cgroup_limits`.
+
+    Returns:
+        tuple[int, str]: the jobs and what they were derived from.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') \
+        else os.cpu_count() or 1
+    quota, mem = cgroup_limits(**cgroup)
+    for line in open(meminfo) if os.path.exists(meminfo) else []:
+        if line.startswith('MemAvailable:'):  # in kB
+            avail = int(line.split()[1]) * 1024
+            mem = avail if mem is None else min(mem, avail)
+    jobs, why = cpus, [f'{cpus} CPUs usable']
+    if quota is not None:
+        jobs = min(jobs, max(1, math.floor(quota)))
+        why.append(f'a cgroup quota of {quota:g} CPUs')
+    if mem is not None:
+        jobs = min(jobs, int(mem // (GIB_PER_JOB * 2**30)))
+        why.append(f'{mem / 2**30:.1f} GiB memory at {GIB_PER_JOB} GiB a job')
+    return max(1, jobs), ', '.join(why)
+
+
+def cuda_arch_list(caps):
+    """``TORCH_CUDA_ARCH_LIST`` for the compute capabilities ``caps``
+    (e.g. ``['9.0', '8.0']``): each, the highest also as PTX, which a newer
+    GPU compiles at load time (``8.0;9.0+PTX``)."""
+    caps = sorted(set(caps), key=lambda c: tuple(map(int, c.split('.'))))
+    return ';'.join(caps[:-1] + [caps[-1] + '+PTX'])
+
+
+def covers(arch_list, cap):
+    """Whether kernels built for ``arch_list`` (``TORCH_CUDA_ARCH_LIST``) run
+    natively on a GPU of compute capability ``cap``: code for the same major
+    version and a minor one not above it (CUDA's binary compatibility)."""
+    major, minor = (int(v) for v in cap.split('.'))
+    for arch in re.split(r'[;\s]+', arch_list.strip()):
+        m = re.match(r'(\d+)\.(\d+)(a?)', arch)
+        if m and int(m.group(1)) == major and (
+                int(m.group(2)) == minor if m.group(3) else
+                int(m.group(2)) <= minor):
+            return True
+    return False
+
+
+def wheel_key(torch, arch_list=None):
+    """The folder under ``built/`` of an mmcv wheel: the torch version, its
+    CUDA version and the architectures the wheel was built for, e.g.
+    ``torch-2.5.1+cu124_cuda-12.4_archs-8.0-9.0+PTX`` (``..._cpu`` for a
+    torch without CUDA)."""
+    if not torch['cuda']:
+        return f'torch-{torch["version"]}_cpu'
+    archs = '-'.join(a for a in re.split(r'[;\s]+', arch_list) if a)
+    return f'torch-{torch["version"]}_cuda-{torch["cuda"]}_archs-{archs}'
+
+
+def choose_build(built, torch, cuda_archs=None):
+    """Where the mmcv wheel for this torch and these GPUs is (or goes).
+
+    Args:
+        built (str): the bundle's ``built/`` folder.
+        torch (dict): :func:`torch_info` of the node's Python.
+        cuda_archs (str, optional): ``TORCH_CUDA_ARCH_LIST`` asked for.
+
+    Returns:
+        tuple: ``(folder, arch_list, wheel)``: a kept wheel with native
+        code for every visible GPU (PTX alone does not count: that GPU gets
+        native code from a build of its own rather than a JIT compile),
+        else the folder to build into with ``wheel`` None.
+    """
+    if torch['cuda'] and not cuda_archs:
+        if not torch['caps']:
             raise SystemExit(
-                'install: torch sees no GPU here, so the CUDA architecture '
-                'to build mmcv for is unknown: give --arch, e.g. --arch 9.0 '
-                'for an H100/H200')
-        env.update(FORCE_CUDA='1', TORCH_CUDA_ARCH_LIST=arch)
+                'install: torch sees no GPU here, so the CUDA architectures '
+                'to build mmcv for are unknown: give --cuda-archs, e.g. '
+                '--cuda-archs "8.0;9.0+PTX" for A100 and H100/H200 nodes')
+        prefix = wheel_key(torch, '')  # ..._archs-
+        for folder in sorted(glob.glob(os.path.join(built, prefix + '*'))):
+            archs = os.path.basename(folder)[len(prefix):].replace('-', ';')
+            wheels = glob.glob(os.path.join(folder, 'mmcv-2.1.0-*.whl'))
+            if wheels and all(covers(archs, c) for c in torch['caps']):
+                return folder, archs, wheels[0]
+        cuda_archs = cuda_arch_list(torch['caps'])
+    folder = os.path.join(built, wheel_key(torch, cuda_archs))
+    wheels = glob.glob(os.path.join(folder, 'mmcv-2.1.0-*.whl'))
+    return folder, cuda_archs, wheels[0] if wheels else None
+
+
+def mmcv_build_env(torch, arch_list, jobs):
+    """Environment of mmcv's build: its CUDA ops for ``arch_list`` (CPU ops
+    where torch has no CUDA), ``jobs`` parallel compile jobs unless
+    ``MAX_JOBS`` is set."""
+    env = dict(os.environ, MMCV_WITH_OPS='1')
+    env.setdefault('MAX_JOBS', str(jobs))
+    if torch['cuda']:
+        env.update(FORCE_CUDA='1', TORCH_CUDA_ARCH_LIST=arch_list)
     return env
 
 
@@ -197,31 +360,93 @@ def install(args):
         raise SystemExit('install: torch is not installed in this Python; '
                          'install the node\'s CUDA build of torch first (the '
                          'bundle does not carry torch)')
-    built = os.path.join(bundle, 'built', f'torch-{torch["version"]}')
-    wheels = glob.glob(os.path.join(built, 'mmcv-2.1.0-*.whl'))
-    if not wheels:
-        build_env = mmcv_build_env(torch, args.arch)
+    built, arch_list, wheel = choose_build(
+        os.path.join(bundle, 'built'), torch, args.cuda_archs)
+    if wheel is None:
+        jobs, why = build_jobs()
+        build_env = mmcv_build_env(torch, arch_list, jobs)
         print(f'==> building mmcv 2.1.0 against torch {torch["version"]} '
               f'(CUDA {torch["cuda"]}, TORCH_CUDA_ARCH_LIST='
-              f'{build_env.get("TORCH_CUDA_ARCH_LIST", "-")}, '
-              f'{build_env["MAX_JOBS"]} jobs)', flush=True)
+              f'{arch_list or "-"}, MAX_JOBS={build_env["MAX_JOBS"]}: {why})',
+              flush=True)
         start = time.perf_counter()
         pip('wheel', *offline, '--no-build-isolation', '--no-deps',
             '--no-cache-dir', '-w', built,
             os.path.join(bundle, info['mmcv_sdist']), env=build_env)
         print(f'==> mmcv built in {(time.perf_counter() - start) / 60:.1f} '
               f'min; kept in {built}', flush=True)
-        wheels = glob.glob(os.path.join(built, 'mmcv-2.1.0-*.whl'))
-    pip('install', *offline, wheels[0], env=env)
+        wheel = glob.glob(os.path.join(built, 'mmcv-2.1.0-*.whl'))[0]
+    else:
+        print(f'==> mmcv 2.1.0 kept by an earlier node: {wheel}', flush=True)
+    pip('install', *offline, wheel, env=env)
     pip('install', '--no-index', '--no-deps', '--force-reinstall',
         os.path.join(bundle, info['eca_mmdet']), env=env)
-    check = ('import torch, mmcv, mmdet, eca_mmdet; '
-             'from mmcv.ops import get_compiling_cuda_version as v; '
-             'print("ready: torch", torch.__version__, "CUDA", '
-             'torch.version.cuda, "| mmcv", mmcv.__version__, "ops CUDA", '
-             'v(), "| mmdet", mmdet.__version__, "| eca_mmdet", '
-             'eca_mmdet.__version__, "| GPUs", torch.cuda.device_count())')
-    subprocess.run([sys.executable, '-c', check], check=True)
+    return run_check(arch_list, built)
+
+
+def run_check(arch_list, built):
+    """``check`` in a fresh interpreter (the packages just installed)."""
+    cmd = [sys.executable, os.path.abspath(__file__), 'check', '--built',
+           built] + (['--cuda-archs', arch_list] if arch_list else [])
+    return subprocess.run(cmd).returncode
+
+
+def launch_mmcv_ops(device):
+    """Run mmcv's NMS and RoIAlign once on ``device``.
+
+    Returns:
+        tuple: the indices NMS keeps and RoIAlign's output.
+    """
+    import torch
+    from mmcv.ops import nms, roi_align
+    boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 11., 11.],
+                          [20., 20., 30., 30.]], device=device)
+    _, keep = nms(boxes, torch.tensor([0.9, 0.8, 0.7], device=device), 0.5)
+    feats = torch.arange(64., device=device).view(1, 1, 8, 8)
+    rois = torch.tensor([[0., 0., 0., 4., 4.]], device=device)
+    out = roi_align(feats, rois, (2, 2), 1.0, 2, 'avg', True)
+    return keep.tolist(), out.cpu()
+
+
+def check(args):
+    """The stack imports, and mmcv's CUDA kernels run on every visible GPU:
+    one line naming the GPU and the wheel's architectures where they do
+    not."""
+    import mmcv
+    import mmdet
+    import torch
+    from mmcv.ops import get_compiling_cuda_version
+
+    import eca_mmdet
+    gpus = torch.cuda.device_count()
+    if gpus and get_compiling_cuda_version() == 'not available':
+        raise SystemExit(f'check: mmcv {mmcv.__version__} was built without '
+                         f'its CUDA ops ({gpus} GPU(s) visible); run install '
+                         f'again on a node with nvcc (it builds with '
+                         f'FORCE_CUDA=1)')
+    for i in range(gpus):
+        try:
+            launch_mmcv_ops(f'cuda:{i}')
+        except RuntimeError as e:
+            if 'no kernel image' not in str(e) and \
+                    'invalid device function' not in str(e):
+                raise
+            cap = '%d.%d' % torch.cuda.get_device_capability(i)
+            raise SystemExit(
+                f'check: mmcv {mmcv.__version__} has no CUDA kernel for GPU '
+                f'{i} ({torch.cuda.get_device_name(i)}, compute capability '
+                f'{cap}): its ops were built for TORCH_CUDA_ARCH_LIST='
+                f'{args.cuda_archs or "(unknown)"}'
+                + (f' ({args.built})' if args.built else '') +
+                f'; run install again with --cuda-archs "{cap}+PTX" (or the '
+                f'architectures of all your nodes, the highest +PTX) to '
+                f'build for this GPU')
+    print('ready: torch', torch.__version__, 'CUDA', torch.version.cuda,
+          '| mmcv', mmcv.__version__, 'ops CUDA',
+          get_compiling_cuda_version(), '| mmdet', mmdet.__version__,
+          '| eca_mmdet', eca_mmdet.__version__, '| GPUs', gpus,
+          '(NMS and RoIAlign ran on each)' if gpus else
+          '(no GPU visible: no CUDA kernel launched)')
     return 0
 
 
@@ -234,8 +459,9 @@ def parse_args(argv=None):
                    help="the node's Python, e.g. 3.12 (default: this one)")
     g.add_argument('--glibc', default=platform.libc_ver()[1] or '2.17',
                    help="the node's glibc (ldd --version), default this one")
-    g.add_argument('--arch', default=platform.machine(),
-                   help="the node's CPU architecture, default this one")
+    g.add_argument('--platform-arch', default=platform.machine(),
+                   help="the node's CPU architecture (x86_64, aarch64), "
+                   'default this one')
     g.add_argument('--node-freeze', help="the node's `python -m pip list "
                    "--format=freeze`: those are not downloaded")
     g.add_argument('--no-pin', action='store_true',
@@ -245,14 +471,22 @@ def parse_args(argv=None):
                    help='more requirements to gather')
     i = sub.add_parser('install', help='on the node, with its Python')
     i.add_argument('bundle', help='the folder made by gather')
-    i.add_argument('--arch', help='TORCH_CUDA_ARCH_LIST for mmcv (default: '
-                   'the visible GPUs, e.g. 9.0 for an H200)')
+    i.add_argument('--cuda-archs', help='TORCH_CUDA_ARCH_LIST to build mmcv '
+                   'for (default: the visible GPUs, the highest +PTX, e.g. '
+                   '"8.0;9.0+PTX")')
+    c = sub.add_parser('check', help='on the node: the imports, and mmcv\'s '
+                       'NMS and RoIAlign on every visible GPU')
+    c.add_argument('--cuda-archs', help='what mmcv was built for (named in '
+                   'the error)')
+    c.add_argument('--built', help='the folder of the wheel (named in the '
+                   'error)')
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    return gather(args) if args.command == 'gather' else install(args)
+    return dict(gather=gather, install=install, check=check)[args.command](
+        args)
 
 
 if __name__ == '__main__':

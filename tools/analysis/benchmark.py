@@ -11,12 +11,16 @@ Variants, same depth, input and seed:
 * ``se``    -- mmdet's ``ResNet`` with the ``SE`` plugin (reduction 16).
 
 Every round runs one step of each variant in a shuffled order (seeded), timed
-with ``torch.utils.benchmark``. Each round gives a ratio ``variant / plain``
-from steps moments apart, so drift of a shared machine cancels; the table
-shows their geometric mean with a 95% bootstrap interval, and ``eca / naive``
-paired the same way. Peak memory is the second step's peak of live tensor
-bytes over those live before it: ``max_memory_allocated`` on CUDA, the
-allocator's events recorded by ``torch.profiler`` on the CPU.
+with CUDA events on the device given (``perf_counter`` on the CPU). Each
+round gives a ratio ``variant / plain`` from steps moments apart, so drift of
+a shared machine cancels; the table shows their geometric mean with a 95%
+Student-t interval on the log-ratios
+(:func:`eca_mmdet.utils.timing.paired_ratio`), and ``eca / naive`` paired the
+same way. A step computes float32 as float32 (TF32 off, backward included);
+``--amp`` autocasts its forward pass. Peak memory is the second step's peak
+of live tensor bytes over those live before it: ``max_memory_allocated`` of
+the device on CUDA, the allocator's events recorded by ``torch.profiler`` on
+the CPU.
 
 Examples::
 
@@ -27,12 +31,9 @@ Examples::
 """
 import argparse
 import json
-import math
 import os
-import random
 import statistics
 import sys
-from contextlib import nullcontext
 
 VARIANTS = ('plain', 'eca', 'naive', 'se')
 PLUGINS = dict(naive=dict(type='ECA', k_size=None),
@@ -73,12 +74,12 @@ def build(task, variant, depth):
 def make_step(task, model, mode, batch, size, device, amp):
     """A zero-argument callable that runs one step of ``model``."""
     import torch
+
+    from eca_mmdet.utils.timing import autocast, no_tf32
     h, w = size
     x = torch.randn(batch, 3, h, w, device=device)
-    autocast = torch.autocast(
-        device.split(':')[0],
-        dtype=torch.float16 if device.startswith('cuda') else torch.bfloat16
-    ) if amp else nullcontext()
+    precision = ('fp16' if device.startswith('cuda') else 'bf16') if amp \
+        else 'fp32'
     if task == 'detector':
         from mmdet.structures import DetDataSample
         from mmengine.structures import InstanceData
@@ -90,87 +91,36 @@ def make_step(task, model, mode, batch, size, device, amp):
         model.eval()
 
         def step():
-            with torch.no_grad(), autocast:
+            with torch.no_grad(), no_tf32(), autocast(device, precision):
                 model(x, samples, mode='predict')
         return step
     model.train(mode == 'training')
 
     def step():
         if mode == 'inference':
-            with torch.no_grad(), autocast:
+            with torch.no_grad(), no_tf32(), autocast(device, precision):
                 model(x)
             return
-        with autocast:
-            loss = sum(o.float().mean() for o in model(x))
-        loss.backward()
+        with no_tf32():  # forward and backward
+            with autocast(device, precision):
+                loss = sum(o.float().mean() for o in model(x))
+            loss.backward()
     return step
-
-
-def interleaved_times(steps, warmup, repeats, seed=0):
-    """Seconds per step of each of ``steps`` (name -> callable) in each of
-    ``repeats`` rounds after ``warmup``, one step of each per round in an
-    order shuffled per round."""
-    from torch.utils.benchmark import Timer
-    rng = random.Random(seed)
-    timers = {n: Timer('step()', globals=dict(step=s))
-              for n, s in steps.items()}
-    times = {n: [] for n in steps}
-    for r in range(warmup + repeats):
-        for name in rng.sample(list(steps), len(steps)):
-            t = timers[name].timeit(1).mean
-            if r >= warmup:
-                times[name].append(t)
-    return times
-
-
-def paired_ratio(times, base, resamples=2000, seed=0):
-    """Geometric mean of the per-round ratios ``times[r] / base[r]`` and a
-    95% bootstrap (percentile) interval for it: ``(ratio, lo, hi)``."""
-    logs = [math.log(t / b) for t, b in zip(times, base)]
-    if not logs:
-        raise ValueError('paired_ratio needs at least one round')
-    rng = random.Random(seed)
-    means = sorted(statistics.fmean(rng.choices(logs, k=len(logs)))
-                   for _ in range(resamples))
-    return (math.exp(statistics.fmean(logs)),
-            math.exp(means[int(0.025 * (resamples - 1))]),
-            math.exp(means[int(0.975 * (resamples - 1))]))
-
-
-def peak_bytes(step, device):
-    """Peak live tensor bytes during ``step()`` over those live before."""
-    import torch
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        step()
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - base
-    from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU],
-                 profile_memory=True) as prof:
-        step()
-    events = sorted((e for e in prof.profiler.kineto_results.events()
-                     if e.name() == '[memory]'
-                     and e.device_type() == torch.autograd.DeviceType.CPU),
-                    key=lambda e: e.start_ns() if hasattr(e, 'start_ns')
-                    else e.start_us())  # torch < 2.2
-    live = peak = 0
-    for e in events:
-        live += e.nbytes()
-        peak = max(peak, live)
-    return peak
 
 
 def run_size(args, size):
     """Time (and memory) of every variant at one input size."""
+    from eca_mmdet.utils.timing import (
+        interleaved_times,
+        paired_ratio,
+        peak_bytes,
+    )
     steps, models = {}, {}
     for v in args.variants:
         models[v] = build(args.task, v, args.depth).to(args.device)
         steps[v] = make_step(args.task, models[v], args.mode, args.batch,
                              size, args.device, args.amp)
-    times = interleaved_times(steps, args.warmup, args.repeats)
+    times = interleaved_times(steps, args.warmup, args.repeats, args.device)
     rows = {}
     for v in args.variants:
         rows[v] = dict(median_s=statistics.median(times[v]), times_s=times[v],
@@ -223,31 +173,17 @@ def parse_args(argv=None):
     return args
 
 
-def check_device(device):
-    """Exit with a clear message if ``device`` cannot run here."""
-    import torch
-    try:
-        kind = torch.device(device).type
-    except RuntimeError as e:
-        raise SystemExit(f'benchmark: --device {device!r} is not a device '
-                         f'name ({e}); use cpu or cuda[:N]')
-    if kind not in ('cpu', 'cuda') or (kind == 'cuda'
-                                       and not torch.cuda.is_available()):
-        raise SystemExit(
-            f'benchmark: --device {device} cannot run here (only cpu and '
-            f'cuda are supported, and torch.cuda.is_available() is '
-            f'{torch.cuda.is_available()} with torch {torch.__version__})')
-
-
 def main(argv=None):
     args = parse_args(argv)
     import logging
 
     import torch
     from mmengine.logging import MMLogger
+
+    from eca_mmdet.utils.timing import setup_device
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     torch.set_num_threads(args.threads)
-    check_device(args.device)
+    args.device = setup_device(args.device, 'benchmark')
     where = torch.cuda.get_device_name(args.device) \
         if args.device.startswith('cuda') else \
         f'cpu, {args.threads} threads'
@@ -255,7 +191,7 @@ def main(argv=None):
           f'{", amp" if args.amp else ""}, {where}, torch '
           f'{torch.__version__}; {args.repeats} rounds after {args.warmup} '
           f'warm-up; time x = geometric mean of per-round ratios to plain '
-          f'(95% interval)')
+          f'(95% Student-t interval of the log-ratios); TF32 off')
     results = []
     for size in args.size:
         rows = run_size(args, size)
@@ -269,8 +205,10 @@ def main(argv=None):
                                     if 'median_s' in row else ' ' * 10)
             line += f'{ratio:8.3f}{lo:9.3f}-{hi:.3f}'
             if 'peak_mib' in row:
-                line += (f'{row["peak_mib"]:10.0f}'
-                         f'{row["peak_mib"] / rows["plain"]["peak_mib"]:7.3f}')
+                base = rows['plain']['peak_mib']
+                line += f'{row["peak_mib"]:10.0f}' + (
+                    f'{row["peak_mib"] / base:7.3f}' if base > 0 else
+                    f'{"-":>7}')
             print(line, flush=True)
         results.append(dict(size=size, rows=rows))
     if args.json:

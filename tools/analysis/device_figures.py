@@ -16,15 +16,19 @@ Settings (sizes are the GPU defaults; ``--device cpu`` uses small ones):
   a 1000-way linear layer and cross-entropy;
 * ``det-infer`` / ``cls-infer`` -- the same inputs in eval mode, no grad.
 
-each in float32 (TF32 off), float16 and bfloat16 autocast, eager, and some
+each in float32, float16 and bfloat16 autocast, eager, and some
 under ``torch.compile`` (``--compile-depths/-settings/-precisions``; by
 default R-50, bf16, ImageNet training and detection inference on CUDA).
-Every round runs one step of each variant in an order shuffled per round; a
-step is timed with CUDA events on the GPU (``perf_counter`` on the CPU).
-``x plain`` is the geometric mean of the per-round ratios with a 95%
-bootstrap interval, ``eca / naive`` pairs the two ECA forms the same way.
-Peak memory: the allocator's peak during one step over what was allocated
-before it.
+TF32 is off for the whole step, forward and backward, in every row (float32
+means float32); fp16/bf16 autocast the forward pass and the loss, the
+backward runs in the dtypes they chose. Every round runs one step of each
+variant in an order shuffled per round; a step is timed with CUDA events on
+the device given (``--device cuda:1`` times, synchronises and reads the
+allocator of GPU 1; ``perf_counter`` on the CPU). ``x plain`` is the
+geometric mean of the per-round ratios with a 95% Student-t interval on
+their logarithms (:func:`eca_mmdet.utils.timing.paired_ratio`),
+``eca / naive`` pairs the two ECA forms the same way. Peak memory: the
+allocator's peak during one step over what was allocated before it.
 
 Where ECA costs more than ``--flag`` (3%) over plain, the run profiles one
 stage-3 block of each variant in the worst such setting and prints the top
@@ -38,15 +42,20 @@ Examples::
 import argparse
 import json
 import os
-import random
 import statistics
 import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark import check_device, paired_ratio, peak_bytes  # noqa: E402
+from eca_mmdet.utils.timing import (
+    autocast,
+    interleaved_times,
+    no_tf32,
+    paired_ratio,
+    peak_bytes,
+    setup_device,
+)
 
 VARIANTS = ('plain', 'eca', 'naive')
 PRECISIONS = ('fp32', 'fp16', 'bf16')
@@ -90,61 +99,32 @@ class Classifier(torch.nn.Module):
         return (self.fc(self.backbone(x)[-1].mean((2, 3))), )
 
 
-def precision_context(kind, precision):
-    """Autocast to ``precision``; for fp32, float32 as float32 (no TF32
-    in cuDNN's convolutions)."""
-    if precision == 'fp32':
-        return torch.backends.cudnn.flags(enabled=True, allow_tf32=False)
-    return torch.autocast(kind, dtype=dict(fp16=torch.float16,
-                                           bf16=torch.bfloat16)[precision])
-
-
 def make_step(model, setting, precision, device, size):
     """A zero-argument callable: one step of ``model`` in ``setting``."""
     h, w, n = size
     g = torch.Generator().manual_seed(1)
     x = torch.randn(n, 3, h, w, generator=g).to(device)
     labels = torch.randint(0, 1000, (n, ), generator=g).to(device)
-    kind = device.split(':')[0]
-
-    def amp():
-        return precision_context(kind, precision)
-
     train = setting.endswith('train')
     model.train(train)
     if not train:
         def step():
-            with torch.no_grad(), amp():
+            with torch.no_grad(), no_tf32(), autocast(device, precision):
                 model(x)
         return step
 
     def step():
-        with amp():
-            outs = model(x)
-            if setting == 'cls-train':
-                loss = torch.nn.functional.cross_entropy(outs[0].float(),
-                                                         labels)
-            else:
-                loss = sum(o.float().mean() for o in outs)
-        loss.backward()
+        with no_tf32():  # forward and backward
+            with autocast(device, precision):
+                outs = model(x)
+                if setting == 'cls-train':
+                    loss = torch.nn.functional.cross_entropy(
+                        outs[0].float(), labels)
+                else:
+                    loss = sum(o.float().mean() for o in outs)
+            loss.backward()
         model.zero_grad(set_to_none=False)
     return step
-
-
-def step_seconds(step, device):
-    """Seconds of one ``step()``: CUDA events on a GPU."""
-    if device.startswith('cuda'):
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        torch.cuda.synchronize()
-        start.record()
-        step()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1000
-    start = time.perf_counter()
-    step()
-    return time.perf_counter() - start
 
 
 def measure_cell(args, depth, setting, precision, compiled):
@@ -157,13 +137,7 @@ def measure_cell(args, depth, setting, precision, compiled):
         if compiled:
             run = torch.compile(models[v], backend=args.compile_backend)
         steps[v] = make_step(run, setting, precision, args.device, size)
-    rng = random.Random(0)
-    times = {v: [] for v in VARIANTS}
-    for r in range(args.warmup + args.rounds):
-        for v in rng.sample(VARIANTS, len(VARIANTS)):
-            t = step_seconds(steps[v], args.device)
-            if r >= args.warmup:
-                times[v].append(t)
+    times = interleaved_times(steps, args.warmup, args.rounds, args.device)
     peaks = {v: peak_bytes(steps[v], args.device) / 2**20 for v in VARIANTS}
     del steps, models
     if args.device.startswith('cuda'):
@@ -176,6 +150,11 @@ def measure_cell(args, depth, setting, precision, compiled):
                 eca_naive=paired_ratio(times['eca'], times['naive']))
 
 
+def mem_ratio(peak, base):
+    """``peak / base`` as printed: ``-`` where the base peak is zero."""
+    return f'{peak / base:6.3f}' if base > 0 else f'{"-":>6}'
+
+
 def print_row(c, file=sys.stdout):
     def r(x):
         return f'{x[0]:.3f} ({x[1]:.3f}-{x[2]:.3f})'
@@ -185,8 +164,8 @@ def print_row(c, file=sys.stdout):
     print(f"R-{c['depth']:<4}{c['setting']:<10}{f'{h}x{w} b{n}':<14}"
           f"{c['precision']:<5}{c['mode']:<8}{ms:9.2f}  {r(c['eca']):<22}"
           f"{r(c['naive']):<22}{r(c['eca_naive']):<22}"
-          f"{mem['plain']:8.0f} {mem['eca'] / mem['plain']:6.3f} "
-          f"{mem['naive'] / mem['plain']:6.3f}", file=file, flush=True)
+          f"{mem['plain']:8.0f} {mem_ratio(mem['eca'], mem['plain'])} "
+          f"{mem_ratio(mem['naive'], mem['plain'])}", file=file, flush=True)
 
 
 HEADER = (f"{'model':<6}{'setting':<10}{'input':<14}{'prec':<5}"
@@ -199,7 +178,7 @@ def profile_blocks(args, cell, top=8):
     """Top kernels by self time of one stage-3 block of each variant, in
     the setting, precision and mode of ``cell`` (eager)."""
     from torch.profiler import ProfilerActivity, profile
-    kind = args.device.split(':')[0]
+    kind, precision = args.device.split(':')[0], cell['precision']
     activities = [ProfilerActivity.CPU]
     if kind == 'cuda':
         activities.append(ProfilerActivity.CUDA)
@@ -213,18 +192,18 @@ def profile_blocks(args, cell, top=8):
         x = torch.randn(n, 1024, h // 16, w // 16, device=args.device,
                         requires_grad=train)
         def one():
-            with precision_context(kind, cell['precision']), \
-                    torch.set_grad_enabled(train):
-                out = block(x)
-            if train:
-                out.float().mean().backward()
+            with no_tf32(), torch.set_grad_enabled(train):
+                with autocast(args.device, precision):
+                    out = block(x)
+                if train:
+                    out.float().mean().backward()
         for _ in range(3):
             one()
         with profile(activities=activities) as prof:
             for _ in range(5):
                 one()
             if kind == 'cuda':
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(args.device)
         sort = 'self_cpu_time_total'
         if kind == 'cuda':  # torch 2.4 renamed it; older have the other
             from torch.autograd.profiler_util import FunctionEventAvg
@@ -322,14 +301,14 @@ def main(argv=None):
 
     from mmengine.logging import MMLogger
     MMLogger.get_current_instance().setLevel(logging.WARNING)
-    check_device(args.device)
+    args.device = setup_device(args.device, 'device_figures')
     torch.set_num_threads(args.threads)
     where = describe(args.device)
     print(f'device_figures: {where}; torch {torch.__version__}; '
           f'{args.rounds} rounds after {args.warmup} warm-up, variants '
           f'interleaved in a shuffled order per round; ratios are geometric '
-          f'means of per-round ratios (95% bootstrap interval); memory x is '
-          f'peak over plain\'s peak\n')
+          f'means of per-round ratios (95% Student-t interval of the '
+          f'log-ratios); TF32 off; memory x is peak over plain\'s peak\n')
     print(HEADER, flush=True)
     started, results = time.perf_counter(), []
     for depth, setting, precision, compiled in cells(args):
