@@ -27,9 +27,10 @@ DEPLOY_STAMP := $(COMPAT_VENV)/.mmdeploy_installed
 DEPLOY_DEPS  := mmdeploy==1.3.1 onnxruntime==1.15.1
 # what most mmdet 3.3 users have: OpenMMLab's mmcv 2.1.0 wheels stop at 2.1
 COMPAT_STACK := torch==2.1.2 'numpy<2'
-# the lowest timm pyproject.toml allows, with the torchvision of torch 2.1
-COMPAT_TIMM  := torchvision==0.16.2 timm==1.0.21
-TEST_DEPS    := pytest hypothesis gdown huggingface_hub onnx onnxscript onnxruntime faster-coco-eval
+# the lowest timm, filelock and gdown pyproject.toml allows (torchvision:
+# the build of torch 2.1)
+COMPAT_FLOORS := torchvision==0.16.2 timm==1.0.21 filelock==3.30.0 gdown==6.3.0
+TEST_DEPS    := pytest pytest-xdist hypothesis gdown huggingface_hub onnx onnxscript onnxruntime faster-coco-eval
 
 # mmcv is built with --no-cache-dir into a folder named for the torch it is
 # built against and installed from there: pip's cache keys its wheel by name
@@ -96,7 +97,7 @@ $(COMPAT_STAMP): pyproject.toml
 	@echo "          the wheel is kept in $(COMPAT_WHEELS)"
 	$(call install_mmcv,$(COMPAT_PY),$(COMPAT_WHEELS))
 	@echo "==> [4/4] mmdet 3.3.0, pycocotools, test tools, timm and eca_mmdet"
-	$(COMPAT_PIP) install mmdet==3.3.0 pycocotools safetensors filelock matplotlib tqdm $(TEST_DEPS) $(COMPAT_TIMM) $(COMPAT_STACK)
+	$(COMPAT_PIP) install mmdet==3.3.0 pycocotools safetensors matplotlib tqdm $(TEST_DEPS) $(COMPAT_FLOORS) $(COMPAT_STACK)
 	$(COMPAT_PIP) install --no-deps -e .
 	$(COMPAT_PY) -c "import torch, numpy, mmcv.ops, mmdet, timm, eca_mmdet; print('compat stack: torch', torch.__version__, 'numpy', numpy.__version__, 'mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'timm', timm.__version__)"
 	@touch $(COMPAT_STAMP)

@@ -1,9 +1,13 @@
 import os
+import os.path as osp
 
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# one torch thread per core: 2 threads alone, 1 in each of pytest-xdist's
+# workers when the suite runs in two processes (make test)
+WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // WORKERS)))
 
 # as inside any mmdet Runner: plugins named in configs resolve in mmdet's
 # registries (a bare script calls this itself, or writes type='mmdet.ECA')
@@ -31,3 +35,22 @@ def _device_params():
 def device(request):
     """The device a device-dependent test runs on, one run per device."""
     return request.param
+
+
+@pytest.fixture(scope='session')
+def demo_run(tmp_path_factory):
+    """The demo Mask R-CNN trained once through ``tools/train.py`` for the
+    tests that read a trained model (test, infer) or compare with an
+    uninterrupted run (kill and resume): 16 generated training images, 8
+    for validation, 3 epochs of 4 iterations, deterministic on one thread.
+    Returns ``(data_root, work_dir, printed)``."""
+    from eca_mmdet.datasets import generate_dataset
+
+    from demo_training import train_demo
+    root = osp.join(str(tmp_path_factory.mktemp('shapes')), '')
+    generate_dataset(root, num_train=16, num_val=8, seed=3, progress=False)
+    work = str(tmp_path_factory.mktemp('demo_run'))
+    r = train_demo(root, work)
+    printed = r.stdout + r.stderr
+    assert r.returncode == 0, printed[-3000:]
+    return root, work, printed

@@ -16,16 +16,11 @@ import glob
 import os
 import os.path as osp
 import signal
-import subprocess
-import sys
 
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TRAIN = osp.join(ROOT, 'tools', 'train.py')
-CONFIG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_eca_r18_shapes.py')
-EPOCHS, ITERS_PER_EPOCH = 3, 4   # 16 training images, batch 4
+from demo_training import CONFIG, EPOCHS, ITERS_PER_EPOCH, train_demo
 
 INJECTOR = '''
 import os, signal
@@ -69,43 +64,24 @@ elif KIND in ('checkpoint_fsync', 'last_checkpoint_fsync'):
 
 
 @pytest.fixture(scope='module')
-def shapes(tmp_path_factory):
-    from eca_mmdet.datasets import generate_dataset
-    root = str(tmp_path_factory.mktemp('shapes'))
-    generate_dataset(root, num_train=16, num_val=4, seed=5, progress=False)
+def injector(tmp_path_factory):
+    """A config inheriting the demo's that also imports the fault module."""
     inj = tmp_path_factory.mktemp('inject')
     (inj / 'eca_fault_injection.py').write_text(INJECTOR)
     (inj / 'config.py').write_text(
         f'_base_ = [{CONFIG!r}]\n'
         "custom_imports = dict(imports=['eca_mmdet', 'eca_fault_injection'],"
         ' allow_failed_imports=False)\n')
-    return osp.join(root, ''), str(inj)
+    return str(inj)
 
 
-def train(shapes, work, kill=None, resume=False):
-    root, inj = shapes
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
-               PYTHONPATH=os.pathsep.join(
-                   [inj, os.environ.get('PYTHONPATH', '')]))
-    env.pop('ECA_TEST_KILL', None)
+def train(root, work, inj, kill=None, resume=False):
+    env = dict(PYTHONPATH=os.pathsep.join(
+        [inj, os.environ.get('PYTHONPATH', '')]))
     if kill:
         env['ECA_TEST_KILL'] = kill
-    args = [sys.executable, TRAIN, osp.join(inj, 'config.py'),
-            '--work-dir', work, '--data-root', root, '--cfg-options',
-            'randomness.seed=7', 'randomness.deterministic=True',
-            f'train_cfg.max_epochs={EPOCHS}', 'train_cfg.val_interval=1',
-            'param_scheduler.0.end=2',  # warm-up shorter than the run
-            'default_hooks.checkpoint.max_keep_ckpts=1',
-            'train_dataloader.batch_size=4',
-            'train_dataloader.num_workers=0',
-            'train_dataloader.persistent_workers=False',
-            'val_dataloader.num_workers=0',
-            'val_dataloader.persistent_workers=False',
-            'default_hooks.logger.interval=1']
-    if resume:
-        args.append('--resume')
-    return subprocess.run(args, capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=600)
+    return train_demo(root, work, config=osp.join(inj, 'config.py'),
+                      extra_env=env, resume=resume)
 
 
 def final_state(work):
@@ -115,11 +91,10 @@ def final_state(work):
 
 
 @pytest.fixture(scope='module')
-def reference(shapes, tmp_path_factory):
-    work = str(tmp_path_factory.mktemp('uninterrupted'))
-    r = train(shapes, work)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    return final_state(work)
+def reference(demo_run):
+    """The uninterrupted run: the suite's demo training (same seed, data and
+    options, without the fault module)."""
+    return final_state(demo_run[1])
 
 
 def assert_bitwise_equal(got, want):
@@ -139,10 +114,10 @@ def assert_bitwise_equal(got, want):
     # rewrite; epoch_1.pth is still there, removed only after the rewrite
     ('last_checkpoint_fsync:2', 'epoch_2.pth'),
 ])
-def test_killed_run_resumes_to_the_same_weights(shapes, reference, tmp_path,
-                                                kill, resumes_from):
-    work = str(tmp_path / 'w')
-    r = train(shapes, work, kill=kill)
+def test_killed_run_resumes_to_the_same_weights(demo_run, injector, reference,
+                                                tmp_path, kill, resumes_from):
+    root, work = demo_run[0], str(tmp_path / 'w')
+    r = train(root, work, injector, kill=kill)
     assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr[-2000:])
     # what the killed run left: a complete previous checkpoint that
     # last_checkpoint points to, and never a partial file under a real name
@@ -155,7 +130,7 @@ def test_killed_run_resumes_to_the_same_weights(shapes, reference, tmp_path,
     if kill.startswith('checkpoint_fsync') or kill.startswith('last'):
         assert leftovers, 'the kill should have hit a temporary file'
 
-    r = train(shapes, work, resume=True)
+    r = train(root, work, injector, resume=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert f'resumed epoch: {resumes_from[6]}' in r.stdout + r.stderr
     assert not glob.glob(osp.join(work, '.*.tmp')), 'stale temp files left'
