@@ -7,12 +7,14 @@ Example::
     python tools/train.py configs/faster_rcnn_eca_r101.py
     python tools/train.py configs/faster_rcnn_eca_r101.py --data-root /coco/
     python tools/train.py CONFIG --resume            # latest in work_dir
+    python tools/train.py CONFIG --amp --amp-dtype bfloat16   # GPU
     bash tools/dist_train.sh CONFIG 4                # 4 processes (torchrun)
 """
 import argparse
 import sys
 
 from mmdet.utils import setup_cache_size_limit_of_dynamo
+from mmengine.device import get_device
 
 import eca_mmdet.engine  # noqa: F401  (opt-in: safe checkpoint I/O, hooks)
 from eca_mmdet import cli
@@ -22,8 +24,15 @@ from eca_mmdet.utils import is_main_process
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a detector')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--amp', action='store_true', default=False,
-                        help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--amp', action='store_true', default=False,
+        help='enable automatic-mixed-precision training (GPU): mmengine\'s '
+        'AmpOptimWrapper, with mmcv\'s RoIAlign, focal loss, deformable '
+        'attention and NMS in float32 (MMCVOpsInFP32Hook)')
+    parser.add_argument(
+        '--amp-dtype', choices=['float16', 'bfloat16'],
+        help='the autocast dtype of --amp (implies --amp; default: the '
+        'config\'s optim_wrapper.dtype, else float16)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='enable automatically scaling LR')
     parser.add_argument(
@@ -39,9 +48,12 @@ def build_cfg(args):
     fetched and its datasets found."""
     cfg = cli.load_config(args.config, args.cfg_options, args.data_root,
                           args.work_dir, args.launcher)
-    if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.amp or args.amp_dtype:
+        if get_device() == 'cpu':
+            raise cli.ConfigError(
+                '--amp needs a GPU: mmengine\'s AmpOptimWrapper refuses the '
+                'CPU')
+        cli.use_amp(cfg, args.amp_dtype)
     if args.auto_scale_lr:
         if 'base_batch_size' not in (cfg.get('auto_scale_lr') or {}):
             raise cli.ConfigError(

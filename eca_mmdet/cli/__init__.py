@@ -15,6 +15,7 @@ from .config import (
     set_data_root,
     setup_device,
     skip_pretrained_init,
+    use_amp,
     use_safe_training_hooks,
 )
 from .cpu_distributed import teardown_distributed
@@ -27,4 +28,4 @@ __all__ = ['ConfigError', 'DatasetNotFoundError', 'MissingFileError',
            'diagnose_data_errors', 'diagnose_datasets', 'fetch_checkpoints',
            'init_model', 'load_config', 'parse_args', 'run_tool',
            'set_data_root', 'setup_device', 'skip_pretrained_init',
-           'teardown_distributed', 'use_safe_training_hooks']
+           'teardown_distributed', 'use_amp', 'use_safe_training_hooks']

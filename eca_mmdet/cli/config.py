@@ -262,6 +262,23 @@ def use_safe_training_hooks(cfg: Config) -> None:
                      'ImageFilesCheckHook')
 
 
+def use_amp(cfg: Config, dtype: Optional[str] = None) -> None:
+    """Train with mmengine's ``AmpOptimWrapper`` (dynamic loss scaling) and
+    :class:`MMCVOpsInFP32Hook`, which runs the mmcv ops that lack the
+    autocast dtype in float32: what ``--amp`` does.
+
+    Args:
+        cfg (Config): The training config, changed in place.
+        dtype (str, optional): ``'float16'`` or ``'bfloat16'``. Defaults to
+            None: the config's ``optim_wrapper.dtype``, else float16.
+    """
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+    if dtype is not None:
+        cfg.optim_wrapper.dtype = dtype
+    add_custom_hooks(cfg, 'MMCVOpsInFP32Hook')
+
+
 def add_custom_hooks(cfg: Config, *types: str) -> None:
     """Append ``dict(type=T)`` to ``cfg.custom_hooks`` for each ``T`` not
     already there."""
