@@ -166,12 +166,12 @@ def test_a_waiter_says_what_it_waits_for_and_gives_up(caches, monkeypatch):
     waiter = threading.Thread(target=wait, daemon=True)
     start = time.monotonic()
     waiter.start()
-    waiter.join(5)
+    waiter.join(30)  # bounds, generous for a loaded machine
     took = time.monotonic() - start
     done.set()
     holder.join(10)
     assert not waiter.is_alive(), 'the waiter still waits'
-    assert len(errors) == 1 and 0.9 < took < 3, (errors, took)
+    assert len(errors) == 1 and 0.9 < took < 15, (errors, took)
     message = str(errors[0])
     assert '\n' not in message
     for text in (f'{url}: gave up after waiting 1 s', f'process '
@@ -228,14 +228,14 @@ def test_a_stalled_transfer_ends_every_rank(caches, monkeypatch, scheme,
         second = threading.Thread(target=rank, daemon=True)
         second.start()
         for thread in (first, second):
-            thread.join(10)
+            thread.join(60)  # a bound, generous for a loaded machine
             assert not thread.is_alive(), 'a rank still waits'
         assert srv.gets(path) == 2  # each tried once, in turn
     assert len(errors) == 2, errors
     for message in errors:
         assert message.startswith('could not fetch ')
         assert 'ECA_MMDET_DOWNLOAD_TIMEOUT' in message, message
-    assert max(ends) - start < 5, [t - start for t in ends]
+    assert max(ends) - start < 30, [t - start for t in ends]
     assert not [p for p in cache.rglob('*') if p.is_file() and
                 p.suffix != '.lock'], list(cache.rglob('*'))
 

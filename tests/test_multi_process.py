@@ -373,7 +373,7 @@ def test_a_rank_that_cannot_start_ends_the_job_promptly(shapes, configs,
         assert 1 <= srv.gets('/uc') <= 2
     print(f'\nexit after one rank failed at start-up: {one_rank:.1f} s; '
           f'whole job with a failing download: {download_failed:.1f} s')
-    assert one_rank < 30
+    assert one_rank < 60  # torchrun's monitor ends it, not a timeout
 
 
 def alive(pid):
@@ -421,8 +421,14 @@ def test_killed_two_process_run_resumes_bitwise(shapes, configs,
         assert 'Signal 9 (SIGKILL) received by PID' in out, out[-3000:]
     assert (work / 'epoch_1.pth').is_file()
     assert not (work / 'epoch_2.pth').exists()
-    running = [pid for pid in map(int, os.listdir(pids)) if alive(pid)]
-    assert not running, f'ranks still running: {running}'
+    # the kernel may still be tearing a killed rank down: poll, bounded
+    deadline = time.monotonic() + 60
+    while True:
+        running = [pid for pid in map(int, os.listdir(pids)) if alive(pid)]
+        if not running or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not running, f'ranks still running after 60 s: {running}'
 
     r = dist_train(configs / 'faults.py', shapes, work, env_with(),
                    extra=['--resume'])
