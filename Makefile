@@ -77,7 +77,8 @@ fuzz: install
 benchmark: install
 	$(PY) tools/analysis/benchmark.py $(ARGS)
 
-# ECA vs plain vs the straightforward plugin on a device (README "GPU")
+# ECA vs plain vs the straightforward plugin on a device
+# (docs/gpu_and_offline.md, "Device figures")
 figures: install
 	$(PY) tools/analysis/device_figures.py $(ARGS)
 

@@ -292,13 +292,15 @@ def test_paths_in_code_blocks_exist(path):
 
 
 def _registered(name):
-    from mmdet.registry import HOOKS, METRICS, MODELS
+    import mmengine.optim  # noqa: F401  (registers AmpOptimWrapper)
+    from mmdet.registry import HOOKS, METRICS, MODELS, OPTIM_WRAPPERS
     from mmengine.registry import WEIGHT_INITIALIZERS
 
     import eca_mmdet  # noqa: F401
     import eca_mmdet.engine  # noqa: F401
     return any(reg.get(name) is not None
-               for reg in (MODELS, METRICS, HOOKS, WEIGHT_INITIALIZERS))
+               for reg in (MODELS, METRICS, HOOKS, OPTIM_WRAPPERS,
+                           WEIGHT_INITIALIZERS))
 
 
 @pytest.mark.parametrize('path', DOCS, ids=IDS)
@@ -313,7 +315,7 @@ def test_python_snippets_name_what_exists(path):
         if lang != 'python':
             continue
         code = '\n'.join(lines)
-        for name in re.findall(r"type='([\w.]+)'", code):
+        for name in re.findall(r"(?<!\w)type='([\w.]+)'", code):
             if not _registered(name.split('.')[-1]):
                 bad.append(f'block at line {first}: type={name!r} is not '
                            f'registered')

@@ -42,7 +42,8 @@ def resolve_checkpoint(spec: str) -> str:
         raise CheckpointError(
             f'pretrained checkpoint not found: {path}. Fix the path in '
             f'init_cfg=dict(type="Pretrained", checkpoint=...), or use an '
-            f'{SCHEME} name (see README, "ImageNet ECA weights").')
+            f'{SCHEME} name (docs/weights.md, "The authors\' ImageNet '
+            'files").')
     return path
 
 
