@@ -7,12 +7,23 @@ and gives it what mmdet's ``ResNet`` means by ``out_indices``,
 checkpoint here (``timm://NAME.TAG``, ``hf-hub:timm/NAME.TAG``, a local
 ``.safetensors`` / ``.pth``), read by the safe loader and loaded strictly:
 the file must hold exactly the weights of the named architecture.
+
+SyncBN: torch's and mmengine's ``convert_sync_batchnorm`` (``sync_bn='torch'``
+in a config) turn timm's ``BatchNormAct2d`` (batch norm with its activation
+inside) into a plain ``SyncBatchNorm`` that never calls the activation;
+:meth:`ECATimmBackbone.add_module`, where they put the converted network
+back, makes those layers timm's ``SyncBatchNormAct``, what
+``timm.layers.convert_sync_batchnorm`` builds (and ``BatchNormAct2d`` again
+after mmengine's ``revert_sync_batchnorm``).
 """
+import functools
 from typing import Dict, Optional, Sequence
 
 import torch
+import torch.nn as nn
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
+from mmengine.model.utils import _BatchNormXd
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..checkpoint import CheckpointError, extract_state_dict
@@ -22,6 +33,7 @@ from ..checkpoint.safe_load import load_checkpoint_file
 from ..checkpoint.sources import HF_SCHEME, TIMM_SCHEME, TIMM_WEIGHTS
 from ..errors import ReadableError
 from ..utils import log_once
+from .pretrained_init import StrictPretrainedMixin
 
 #: timm's ECA architectures with ImageNet weights
 TIMM_ECA_MODELS: Sequence[str] = tuple(TIMM_WEIGHTS)
@@ -31,6 +43,10 @@ STAGE_STRIDES = (4, 8, 16, 32)
 
 class TimmMissingError(ReadableError, ImportError):
     """timm is not installed."""
+
+
+class SyncBNError(ReadableError, RuntimeError):
+    """A SyncBN conversion that would change what the network computes."""
 
 
 def _timm():
@@ -60,7 +76,7 @@ def timm_state_keys(model_name: str, **kwargs) -> Dict[str, torch.Size]:
 
 
 @MODELS.register_module()
-class ECATimmBackbone(BaseModule):
+class ECATimmBackbone(StrictPretrainedMixin, BaseModule):
     """The feature pyramid of one of timm's ECA networks.
 
     Args:
@@ -74,9 +90,10 @@ class ECATimmBackbone(BaseModule):
             ``k`` the stem and the first ``k`` stages. Defaults to -1.
         norm_eval (bool): Keep every batch-norm layer in eval mode while
             training (running statistics fixed). Defaults to True.
-        init_cfg (dict, optional): ``dict(type='Pretrained',
+        init_cfg (dict | list[dict], optional): ``dict(type='Pretrained',
             checkpoint='timm://NAME.TAG')`` (or ``hf-hub:timm/NAME.TAG``, a
-            local ``.safetensors`` / ``.pth``), loaded strictly.
+            local ``.safetensors`` / ``.pth``; ``prefix`` for the weights
+            under a key prefix), alone or in a list, loaded strictly.
         **timm_kwargs: More arguments of ``timm.create_model`` (for example
             ``drop_path_rate``).
     """
@@ -113,6 +130,10 @@ class ECATimmBackbone(BaseModule):
                          for i in self.features]
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
+        #: timm's batch norms with the activation inside, by name in body
+        self._norm_acts = tuple(
+            name for name, m in self.body.named_modules()
+            if isinstance(m, timm.layers.BatchNormAct2d))
         self._freeze_stages()
 
     def stage_of_modules(self):
@@ -145,16 +166,52 @@ class ECATimmBackbone(BaseModule):
         features = self.body(x)
         return tuple(features[i] for i in self.features)
 
-    def init_weights(self) -> None:
-        cfg = self.init_cfg or {}
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            self.load_timm_checkpoint(cfg['checkpoint'], cfg.get('prefix'))
-        else:
-            super().init_weights()
+    def add_module(self, name: str, module: Optional[nn.Module]) -> None:
+        """``nn.Module.add_module``, through which torch's and mmengine's
+        ``convert_sync_batchnorm`` and mmengine's ``revert_sync_batchnorm``
+        put the converted timm network back.
+
+        They make each batch norm a plain ``SyncBatchNorm`` (or mmengine's
+        ``_BatchNormXd``); one that was timm's ``BatchNormAct2d`` keeps its
+        ``drop`` and ``act`` children but no longer calls them. Its class
+        becomes timm's for it again: ``SyncBatchNormAct`` (what
+        ``timm.layers.convert_sync_batchnorm`` builds) or ``BatchNormAct2d``.
+
+        Raises:
+            SyncBNError: A ``BatchNormAct2d`` was converted to another class
+                (e.g. mmcv's SyncBatchNorm, ``sync_bn='mmcv'``), which would
+                drop its activation.
+        """
+        if name == 'body' and module is not None:
+            layers = _timm().layers
+            timm_class = {nn.SyncBatchNorm: layers.SyncBatchNormAct,
+                          _BatchNormXd: layers.BatchNormAct2d}
+            for path in getattr(self, '_norm_acts', ()):
+                layer = module.get_submodule(path)
+                if type(layer) in timm_class:
+                    layer.__class__ = timm_class[type(layer)]
+                elif not isinstance(layer, (layers.BatchNormAct2d,
+                                            layers.SyncBatchNormAct)):
+                    raise SyncBNError(
+                        f'ECATimmBackbone({self.model_name}): body.{path} '
+                        f'is timm\'s BatchNormAct2d (batch norm + '
+                        f'activation); {type(layer).__module__}.'
+                        f'{type(layer).__name__} would drop its activation. '
+                        f'Use sync_bn=\'torch\' (or timm.layers.'
+                        f'convert_sync_batchnorm) for this network.')
+        super().add_module(name, module)
+
+    def load_pretrained_cfg(self, cfg: dict) -> None:
+        """Load a ``Pretrained`` init_cfg through
+        :meth:`load_timm_checkpoint` (``checkpoint``, ``prefix``)."""
+        self.load_timm_checkpoint(cfg['checkpoint'], cfg.get('prefix'))
 
     def load_timm_checkpoint(self, spec: str,
                              prefix: Optional[str] = None) -> str:
         """Load timm's weights of this architecture, strictly.
+
+        Batch-norm counters (``num_batches_tracked``, not weights) that the
+        file lacks start at zero.
 
         Args:
             spec (str): ``timm://NAME.TAG``, ``hf-hub:timm/NAME.TAG`` or a
@@ -173,6 +230,9 @@ class ECATimmBackbone(BaseModule):
         if prefix:
             state_dict = sub_state_dict(
                 state_dict, prefix if prefix.endswith('.') else prefix + '.')
+            if not state_dict:
+                raise CheckpointError(f'{path} has no tensors under prefix '
+                                      f'{prefix!r}')
         want = timm_state_keys(self.model_name, **self.timm_kwargs)
         self._check_fits(spec, state_dict, want)
         # timm's feature net keeps the modules of the whole model under
@@ -181,8 +241,10 @@ class ECATimmBackbone(BaseModule):
         theirs = list(want)[:len(ours)]
         for a, b in zip(ours, theirs):
             assert a.replace('_', '.') == b.replace('_', '.'), (a, b)
+        zero = torch.zeros((), dtype=torch.long)
         self.body.load_state_dict(
-            {a: state_dict[b] for a, b in zip(ours, theirs)}, strict=True)
+            {a: state_dict.get(b, zero) if b.endswith('num_batches_tracked')
+             else state_dict[b] for a, b in zip(ours, theirs)}, strict=True)
         log_once(f'ECATimmBackbone({self.model_name}): loaded {len(ours)} '
                  f'of the file\'s {len(state_dict)} tensors from {path}')
         return path
@@ -214,12 +276,18 @@ class ECATimmBackbone(BaseModule):
             f'{spec} holds {found}, not {self.model_name}\'s ({detail}).')
 
 
+@functools.lru_cache(maxsize=None)
+def _weight_shapes(model_name: str) -> Dict[str, torch.Size]:
+    """:func:`timm_state_keys` less the batch-norm counters, built once."""
+    return {k: s for k, s in timm_state_keys(model_name).items()
+            if not k.endswith('num_batches_tracked')}
+
+
 def _identify(have) -> Optional[str]:
     """The timm ECA architecture whose weights ``have`` are, if any."""
-    def weights(shapes):
-        return {k: s for k, s in shapes.items()
-                if not k.endswith('num_batches_tracked')}
+    have = {k: s for k, s in have.items()
+            if not k.endswith('num_batches_tracked')}
     for name in TIMM_ECA_MODELS:
-        if weights(have) == weights(timm_state_keys(name)):
+        if have == _weight_shapes(name):
             return name
     return None
