@@ -29,7 +29,7 @@ DEPLOY_DEPS  := mmdeploy==1.3.1 onnxruntime==1.15.1
 COMPAT_STACK := torch==2.1.2 'numpy<2'
 # the lowest timm, filelock and gdown pyproject.toml allows (torchvision:
 # the build of torch 2.1)
-COMPAT_FLOORS := torchvision==0.16.2 timm==1.0.21 filelock==3.30.0 gdown==6.3.0
+COMPAT_FLOORS := torchvision==0.16.2 timm==1.0.30 filelock==3.30.0 gdown==6.3.0
 TEST_DEPS    := pytest pytest-xdist hypothesis gdown huggingface_hub onnx onnxscript onnxruntime faster-coco-eval
 
 # mmcv is built with --no-cache-dir into a folder named for the torch it is
