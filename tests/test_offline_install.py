@@ -3,7 +3,7 @@ node's cgroups stood in for (a real install into a fresh venv takes minutes
 and gigabytes): what ``gather`` asks pip for and keeps, which mmcv wheel
 ``install`` reuses or builds (keyed by torch, CUDA and architectures, the
 highest as PTX) and with how many jobs, and the check that launches mmcv's
-NMS and RoIAlign on every GPU."""
+NMS and RoIAlign on every GPU, and what gpu_check.sh makes of it."""
 import importlib.metadata
 import importlib.util
 import io
@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import tarfile
+import types
+import zipfile
 
 import pytest
 import torch
@@ -147,6 +149,15 @@ def test_wheel_key_and_architectures(tool):
     assert tool.covers('9.0a', '9.0') and not tool.covers('8.6', '8.0')
 
 
+def write_wheel(path, partial=False):
+    """A whole zip file at ``path``, or its first half (a copy cut off)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, 'w') as z:
+        z.writestr('mmcv/__init__.py', '__version__ = "2.1.0"\n' * 50)
+    data = buf.getvalue()
+    path.write_bytes(data[:len(data) // 2] if partial else data)
+
+
 @pytest.fixture
 def node(tool, tmp_path, monkeypatch):
     """A bundle holding an mmcv wheel an A100 node built; pip, torch and
@@ -155,7 +166,7 @@ def node(tool, tmp_path, monkeypatch):
     bundle = tmp_path / 'bundle'
     kept = bundle / 'built' / 'torch-2.5.1+cu124_cuda-12.4_archs-8.0+PTX'
     kept.mkdir(parents=True)
-    (kept / 'mmcv-2.1.0-cp3-cp3-linux_x86_64.whl').touch()
+    write_wheel(kept / 'mmcv-2.1.0-cp3-cp3-linux_x86_64.whl')
     (bundle / 'bundle.json').write_text(json.dumps(dict(
         python=HERE, requirements=['mmdet==3.3.0'],
         mmcv_sdist='mmcv-2.1.0.tar.gz',
@@ -208,12 +219,32 @@ def test_install_builds_where_no_kept_wheel_covers(node, torch_info,
                                                    options, key, archs):
     calls, checked = node(torch_info, *options)
     (build, env), = [(a, e) for a, e in calls if a[0] == 'wheel']
-    assert build[build.index('-w') + 1] == str(node.built / key)
+    # built in a folder of its own, then moved whole into the key folder
+    tmp = build[build.index('-w') + 1]
+    assert os.path.dirname(tmp) == str(node.built)
+    assert os.path.basename(tmp).startswith('.tmp-')
+    assert not os.path.exists(tmp)
     assert env['TORCH_CUDA_ARCH_LIST'] == archs
     assert env['MAX_JOBS'] == os.environ.get('MAX_JOBS', '5')
     assert env['FORCE_CUDA'] == '1' and env['MMCV_WITH_OPS'] == '1'
     assert str(node.built / key / 'mmcv-2.1.0-new.whl') in calls[2][0]
     assert checked == [(archs, str(node.built / key))]
+
+
+def test_install_takes_no_partial_wheel_of_another_node(node):
+    """An H200 node while another one builds into the same bundle: that
+    node's temporary folder and a half-written wheel in the key folder are
+    not taken; this node builds and moves its wheel in whole."""
+    other = node.built / '.tmp-node2-4711'
+    other.mkdir()
+    write_wheel(other / 'mmcv-2.1.0-cp3-cp3-linux_x86_64.whl')
+    key = node.built / 'torch-2.5.1+cu124_cuda-12.4_archs-9.0+PTX'
+    key.mkdir()
+    write_wheel(key / 'mmcv-2.1.0-cp3-cp3-linux_x86_64.whl', partial=True)
+    calls, _ = node(dict(version='2.5.1+cu124', cuda='12.4', caps=['9.0']))
+    assert [a for a, _ in calls if a[0] == 'wheel']
+    assert str(key / 'mmcv-2.1.0-new.whl') in calls[2][0]
+    assert sorted(p.name for p in node.built.glob('.tmp-*')) == [other.name]
 
 
 def test_install_without_gpu_or_archs_is_a_clear_error(node):
@@ -249,13 +280,26 @@ def test_build_jobs_from_affinity_cgroups_and_memory(tool, tmp_path,
     assert jobs('0::/job/step\n') == 6  # the parent's limit holds
     write(v2 / 'memory.max', f'{13 * gib}\n')
     write(v2 / 'memory.current', f'{gib}\n')
+    write(v2 / 'memory.stat', 'anon 1024\nfile 0\ninactive_file 0\n')
     assert jobs('0::/job\n') == 4  # 12 GiB free in the cgroup
+    # 10 GiB used, 9 of it page cache the kernel reclaims: 12 GiB free
+    write(v2 / 'memory.current', f'{10 * gib}\n')
+    write(v2 / 'memory.stat', f'anon {gib}\nfile {9 * gib}\n'
+          f'active_file 0\ninactive_file {9 * gib}\n')
+    assert jobs('0::/job\n') == 4
     v1 = tmp_path / 'fs' / 'cpu,cpuacct' / 'slurm'
     write(v1 / 'cpu.cfs_quota_us', '250000\n')
     write(v1 / 'cpu.cfs_period_us', '100000\n')
     write(tmp_path / 'fs' / 'memory' / 'slurm' / 'memory.limit_in_bytes',
           f'{2**63 - 4096}\n')  # unlimited
     assert jobs('4:memory:/slurm\n3:cpu,cpuacct:/slurm\n') == 2
+    # v1: 10 GiB, 9 used, 6 of them inactive page cache (the hierarchy's)
+    v1m = tmp_path / 'fs' / 'memory' / 'job'
+    write(v1m / 'memory.limit_in_bytes', f'{10 * gib}\n')
+    write(v1m / 'memory.usage_in_bytes', f'{9 * gib}\n')
+    write(v1m / 'memory.stat', f'inactive_file 0\n'
+          f'total_inactive_file {6 * gib}\n')
+    assert jobs('4:memory:/job\n') == 2  # 7 GiB free
     assert jobs('1:name=systemd:/\n') == 16
 
 
@@ -271,22 +315,33 @@ def test_mmcv_kernels_launch_on_the_cpu(tool):
 
 
 def stub_gpus(monkeypatch, tool, failing=None, error='CUDA error: no kernel '
-              'image is available for execution on the device'):
-    """Two H200s, mmcv's ops built with CUDA 12.4; ``launch_mmcv_ops``
-    raises ``error`` on ``failing``."""
+              'image is available for execution on the device',
+              torch_fails=False, result=([0, 2], [4.5, 6.5, 20.5, 22.5])):
+    """Two H200s, torch built for sm_80 and sm_86 (where ``torch_fails``:
+    its kernels fail with ``error`` on ``failing``), mmcv's ops built with
+    CUDA 12.4; ``launch_mmcv_ops`` gives ``result`` or raises ``error`` on
+    ``failing``."""
     import mmcv.ops
     launched = []
 
-    def launch(device):
-        launched.append(device)
+    def fail(device):
         if device == failing:
             raise RuntimeError(error + '\nCUDA kernel errors might be '
                                'asynchronously reported')
+
+    def launch(device):
+        launched.append(device)
+        fail(device)
+        return result[0], torch.tensor(result[1])
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
     monkeypatch.setattr(torch.cuda, 'get_device_capability',
                         lambda i: (9, 0))
     monkeypatch.setattr(torch.cuda, 'get_device_name',
                         lambda i: 'NVIDIA H200')
+    monkeypatch.setattr(torch.cuda, 'get_arch_list',
+                        lambda: ['sm_80', 'sm_86'])
+    monkeypatch.setattr(tool, 'launch_torch',
+                        fail if torch_fails else lambda device: 2.0)
     monkeypatch.setattr(tool, 'launch_mmcv_ops', launch)
     monkeypatch.setattr(mmcv.ops, 'get_compiling_cuda_version',
                         lambda: '12.4')
@@ -324,3 +379,73 @@ def test_check_refuses_mmcv_without_cuda_ops_on_a_gpu_node(tool, monkeypatch):
     with pytest.raises(SystemExit, match='built without its CUDA ops'):
         tool.main(['check'])
     assert launched == []
+
+
+def test_check_says_torch_has_no_kernel_for_the_gpu(tool, monkeypatch):
+    """torch's own build lacks the GPU: not blamed on mmcv."""
+    launched = stub_gpus(monkeypatch, tool, failing='cuda:0',
+                         torch_fails=True)
+    with pytest.raises(SystemExit) as e:
+        tool.main(['check', '--cuda-archs', '9.0+PTX'])
+    message = str(e.value)
+    assert '\n' not in message and launched == []
+    assert 'torch ' + torch.__version__ + ' itself has no CUDA kernel for ' \
+        'GPU 0 (NVIDIA H200, compute capability 9.0): it was built for ' \
+        'sm_80 sm_86; install a torch build for sm_90' in message
+    assert 'TORCH_CUDA_ARCH_LIST' not in message
+
+
+@pytest.mark.parametrize('result', [
+    ([0, 1, 2], [4.5, 6.5, 20.5, 22.5]),  # NMS kept an overlapping box
+    ([0, 2], [0., 0., 0., 0.]),  # RoIAlign wrote nothing
+])
+def test_check_fails_on_wrong_mmcv_results(tool, monkeypatch, result):
+    stub_gpus(monkeypatch, tool, result=result)
+    with pytest.raises(SystemExit) as e:
+        tool.main(['check', '--built', '/b/k'])
+    message = str(e.value)
+    assert '\n' not in message
+    assert 'gives wrong results on GPU 0 (NVIDIA H200' in message
+    assert f'NMS kept {result[0]} (expected [0, 2])' in message
+    assert 'remove the mmcv wheel in /b/k and run install again' in message
+
+
+def test_check_names_the_wheel_whose_ops_do_not_load(tool, monkeypatch):
+    """mmcv._ext built against another torch: one line, no traceback."""
+    ops = types.ModuleType('mmcv.ops')
+
+    def missing(name):
+        raise ImportError('/site/mmcv/_ext.cpython-312-x86_64-linux-gnu.so: '
+                          'undefined symbol: _ZN3c105ErrorC2E')
+    ops.__getattr__ = missing
+    monkeypatch.setitem(sys.modules, 'mmcv.ops', ops)
+    with pytest.raises(SystemExit) as e:
+        tool.main(['check', '--built', '/b/k'])
+    message = str(e.value)
+    assert '\n' not in message
+    assert "mmcv's compiled ops (mmcv._ext) do not load" in message
+    assert 'undefined symbol: _ZN3c105ErrorC2E' in message
+    assert 'the mmcv wheel in /b/k was built for another torch' in message
+
+
+def test_gpu_check_fails_where_the_check_fails(tmp_path):
+    """gpu_check.sh's exit status: the check failing (a wheel without a
+    kernel for the GPU) fails the run even where tests and figures pass."""
+    fake = tmp_path / 'bin'
+    fake.mkdir()
+    (fake / 'nvidia-smi').write_text('#!/bin/sh\necho "NVIDIA H200"\n')
+    (fake / 'python').write_text(
+        '#!/bin/sh\ncase "$*" in *"offline_install.py check"*)\n'
+        '  echo "check: mmcv 2.1.0 has no CUDA kernel for GPU 0"; exit 1;;\n'
+        'esac\n')
+    for f in fake.iterdir():
+        f.chmod(0o755)
+    r = subprocess.run(
+        ['bash', os.path.join(ROOT, 'tools', 'gpu_check.sh'),
+         str(tmp_path / 'out')], capture_output=True, text=True,
+        env=dict(os.environ, PATH=f'{fake}:{os.environ["PATH"]}',
+                 PYTHON=str(fake / 'python')))
+    assert r.returncode != 0, r.stdout
+    assert 'check exit 1, tests exit 0, figures exit 0' in r.stdout
+    assert 'no CUDA kernel for GPU 0' in (tmp_path / 'out' /
+                                          'env.txt').read_text()

@@ -23,10 +23,12 @@ where one was built for this torch, this CUDA and architectures that cover
 the visible GPUs, else one built now (``TORCH_CUDA_ARCH_LIST`` = the visible
 GPUs' capabilities, the highest also as PTX, e.g. ``8.0;9.0+PTX``, or
 ``--cuda-archs``; ``MAX_JOBS`` from the CPUs and memory this process may
-use) and kept in ``built/torch-<version>_cuda-<version>_archs-<archs>/``.
-It then installs eca_mmdet and runs ``check``: the imports, and mmcv's NMS
-and RoIAlign kernels on every visible GPU (``python offline_install.py
-check`` runs it alone). Only the standard library is used, so it runs before
+use) in ``built/.tmp-<host>-<pid>/`` and moved whole into
+``built/torch-<version>_cuda-<version>_archs-<archs>/``.
+It then installs eca_mmdet and runs ``check``: the imports, a torch kernel,
+and mmcv's NMS and RoIAlign kernels (their results compared with the known
+ones) on every visible GPU (``python offline_install.py check`` runs it
+alone). Only the standard library is used, so it runs before
 anything is installed.
 """
 import argparse
@@ -37,11 +39,13 @@ import os
 import platform
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+import zipfile
 
 MMCV = 'mmcv==2.1.0'
 # what a node needs besides torch and mmcv: the stack, mmcv's build tools,
@@ -53,6 +57,8 @@ REQUIREMENTS = ['mmengine==0.10.7', 'mmdet==3.3.0', 'pycocotools',
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # memory of one compile job of mmcv's ops (an nvcc process takes 2-3 GiB)
 GIB_PER_JOB = 3
+# what the check's NMS and RoIAlign give (launch_mmcv_ops)
+NMS_KEEP, ROI_ALIGN_OUT = [0, 2], [4.5, 6.5, 20.5, 22.5]
 
 
 def pip(*args, python=sys.executable, env=None):
@@ -197,14 +203,22 @@ def _cgroup_cpus(d):
 
 
 def _cgroup_bytes(d):
-    """Bytes the cgroup folder ``d`` leaves (limit less usage; v2
-    ``memory.max``, v1 ``memory.limit_in_bytes``), None where unlimited."""
+    """Bytes the cgroup folder ``d`` leaves (limit less usage, the page cache
+    the kernel reclaims not counted: v2 ``memory.max``, ``memory.current``
+    less ``inactive_file``; v1 ``memory.limit_in_bytes``,
+    ``memory.usage_in_bytes`` less ``total_inactive_file``), None where
+    unlimited."""
     for limit, usage in (('memory.max', 'memory.current'),
                          ('memory.limit_in_bytes', 'memory.usage_in_bytes')):
         value = _read(os.path.join(d, limit))
         if value and value[0] != 'max' and int(value[0]) < 2**60:
             used = _read(os.path.join(d, usage))
-            return int(value[0]) - (int(used[0]) if used else 0)
+            stat = _read(os.path.join(d, 'memory.stat')) or []
+            stat = dict(zip(stat[::2], stat[1::2]))
+            cache = stat.get('total_inactive_file',
+                             stat.get('inactive_file', 0))
+            used = max(0, int(used[0]) - int(cache)) if used else 0
+            return int(value[0]) - used
     return None
 
 
@@ -299,6 +313,14 @@ def wheel_key(torch, arch_list=None):
     return f'torch-{torch["version"]}_cuda-{torch["cuda"]}_archs-{archs}'
 
 
+def complete_wheels(folder):
+    """The mmcv wheels in ``folder`` that are whole zip files (not one
+    another node is still writing or left half-written)."""
+    return [w for w in sorted(glob.glob(os.path.join(folder,
+                                                     'mmcv-2.1.0-*.whl')))
+            if zipfile.is_zipfile(w)]
+
+
 def choose_build(built, torch, cuda_archs=None):
     """Where the mmcv wheel for this torch and these GPUs is (or goes).
 
@@ -322,12 +344,12 @@ def choose_build(built, torch, cuda_archs=None):
         prefix = wheel_key(torch, '')  # ..._archs-
         for folder in sorted(glob.glob(os.path.join(built, prefix + '*'))):
             archs = os.path.basename(folder)[len(prefix):].replace('-', ';')
-            wheels = glob.glob(os.path.join(folder, 'mmcv-2.1.0-*.whl'))
+            wheels = complete_wheels(folder)
             if wheels and all(covers(archs, c) for c in torch['caps']):
                 return folder, archs, wheels[0]
         cuda_archs = cuda_arch_list(torch['caps'])
     folder = os.path.join(built, wheel_key(torch, cuda_archs))
-    wheels = glob.glob(os.path.join(folder, 'mmcv-2.1.0-*.whl'))
+    wheels = complete_wheels(folder)
     return folder, cuda_archs, wheels[0] if wheels else None
 
 
@@ -370,12 +392,22 @@ def install(args):
               f'{arch_list or "-"}, MAX_JOBS={build_env["MAX_JOBS"]}: {why})',
               flush=True)
         start = time.perf_counter()
-        pip('wheel', *offline, '--no-build-isolation', '--no-deps',
-            '--no-cache-dir', '-w', built,
-            os.path.join(bundle, info['mmcv_sdist']), env=build_env)
+        # built in a folder of this process's own and moved whole into the
+        # kept folder: other nodes sharing the bundle never see a part
+        tmp = os.path.join(os.path.dirname(built),
+                           f'.tmp-{socket.gethostname()}-{os.getpid()}')
+        try:
+            pip('wheel', *offline, '--no-build-isolation', '--no-deps',
+                '--no-cache-dir', '-w', tmp,
+                os.path.join(bundle, info['mmcv_sdist']), env=build_env)
+            new = glob.glob(os.path.join(tmp, 'mmcv-2.1.0-*.whl'))[0]
+            os.makedirs(built, exist_ok=True)
+            wheel = os.path.join(built, os.path.basename(new))
+            os.replace(new, wheel)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         print(f'==> mmcv built in {(time.perf_counter() - start) / 60:.1f} '
               f'min; kept in {built}', flush=True)
-        wheel = glob.glob(os.path.join(built, 'mmcv-2.1.0-*.whl'))[0]
     else:
         print(f'==> mmcv 2.1.0 kept by an earlier node: {wheel}', flush=True)
     pip('install', *offline, wheel, env=env)
@@ -389,6 +421,12 @@ def run_check(arch_list, built):
     cmd = [sys.executable, os.path.abspath(__file__), 'check', '--built',
            built] + (['--cuda-archs', arch_list] if arch_list else [])
     return subprocess.run(cmd).returncode
+
+
+def launch_torch(device):
+    """A plain torch kernel on ``device``."""
+    import torch
+    return torch.ones(1, device=device).add_(1).item()
 
 
 def launch_mmcv_ops(device):
@@ -408,14 +446,27 @@ def launch_mmcv_ops(device):
     return keep.tolist(), out.cpu()
 
 
+def _no_kernel(e):
+    return 'no kernel image' in str(e) or 'invalid device function' in str(e)
+
+
 def check(args):
-    """The stack imports, and mmcv's CUDA kernels run on every visible GPU:
-    one line naming the GPU and the wheel's architectures where they do
-    not."""
-    import mmcv
-    import mmdet
+    """The stack imports, and torch's and mmcv's CUDA kernels run on every
+    visible GPU with the known results: one line naming the GPU and what to
+    do where they do not."""
     import torch
-    from mmcv.ops import get_compiling_cuda_version
+    wheel = f'the mmcv wheel in {args.built}' if args.built else \
+        'the installed mmcv wheel'
+    try:
+        import mmcv
+        from mmcv.ops import get_compiling_cuda_version
+    except (ImportError, OSError) as e:
+        raise SystemExit(
+            f'check: mmcv\'s compiled ops (mmcv._ext) do not load with torch '
+            f'{torch.__version__}: {str(e).splitlines()[0][-300:]}; {wheel} '
+            f'was built for another torch or CUDA: remove it and run install '
+            f'again to build mmcv for this torch') from None
+    import mmdet
 
     import eca_mmdet
     gpus = torch.cuda.device_count()
@@ -425,28 +476,47 @@ def check(args):
                          f'again on a node with nvcc (it builds with '
                          f'FORCE_CUDA=1)')
     for i in range(gpus):
+        cap = '%d.%d' % torch.cuda.get_device_capability(i)
+        gpu = f'GPU {i} ({torch.cuda.get_device_name(i)}, compute ' \
+              f'capability {cap})'
         try:
-            launch_mmcv_ops(f'cuda:{i}')
+            launch_torch(f'cuda:{i}')
         except RuntimeError as e:
-            if 'no kernel image' not in str(e) and \
-                    'invalid device function' not in str(e):
+            if not _no_kernel(e):
                 raise
-            cap = '%d.%d' % torch.cuda.get_device_capability(i)
             raise SystemExit(
-                f'check: mmcv {mmcv.__version__} has no CUDA kernel for GPU '
-                f'{i} ({torch.cuda.get_device_name(i)}, compute capability '
-                f'{cap}): its ops were built for TORCH_CUDA_ARCH_LIST='
+                f'check: torch {torch.__version__} itself has no CUDA kernel '
+                f'for {gpu}: it was built for '
+                f'{" ".join(torch.cuda.get_arch_list()) or "(none)"}; install '
+                f'a torch build for sm_{cap.replace(".", "")} (not an mmcv '
+                f'problem)') from None
+        try:
+            keep, out = launch_mmcv_ops(f'cuda:{i}')
+        except RuntimeError as e:
+            if not _no_kernel(e):
+                raise
+            raise SystemExit(
+                f'check: mmcv {mmcv.__version__} has no CUDA kernel for {gpu}'
+                f': its ops were built for TORCH_CUDA_ARCH_LIST='
                 f'{args.cuda_archs or "(unknown)"}'
                 + (f' ({args.built})' if args.built else '') +
                 f'; run install again with --cuda-archs "{cap}+PTX" (or the '
                 f'architectures of all your nodes, the highest +PTX) to '
-                f'build for this GPU')
+                f'build for this GPU') from None
+        out = out.flatten().tolist()
+        if keep != NMS_KEEP or len(out) != len(ROI_ALIGN_OUT) or any(
+                abs(a - b) > 1e-4 for a, b in zip(out, ROI_ALIGN_OUT)):
+            raise SystemExit(
+                f'check: mmcv {mmcv.__version__} gives wrong results on '
+                f'{gpu}: NMS kept {keep} (expected {NMS_KEEP}), RoIAlign '
+                f'{[round(v, 4) for v in out]} (expected {ROI_ALIGN_OUT}); '
+                f'remove {wheel} and run install again to rebuild it')
     print('ready: torch', torch.__version__, 'CUDA', torch.version.cuda,
           '| mmcv', mmcv.__version__, 'ops CUDA',
           get_compiling_cuda_version(), '| mmdet', mmdet.__version__,
           '| eca_mmdet', eca_mmdet.__version__, '| GPUs', gpus,
-          '(NMS and RoIAlign ran on each)' if gpus else
-          '(no GPU visible: no CUDA kernel launched)')
+          '(torch, NMS and RoIAlign ran on each, results as expected)'
+          if gpus else '(no GPU visible: no CUDA kernel launched)')
     return 0
 
 
