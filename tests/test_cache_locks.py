@@ -4,11 +4,17 @@ go, with the bounds set tiny (``ECA_MMDET_DOWNLOAD_TIMEOUT``,
 ``ECA_MMDET_LOCK_TIMEOUT``)."""
 import errno
 import fcntl
+import glob
 import importlib.util
 import os
 import os.path as osp
+import pwd
+import socket
+import subprocess
+import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from filelock import FileLock
@@ -29,7 +35,7 @@ def caches(tmp_path, monkeypatch):
                      ('HF_HOME', 'hf')):
         monkeypatch.setenv(var, str(tmp_path / sub))
     for var in ('ECA_MMDET_NO_DOWNLOAD', 'ECA_MMDET_LOCK_TIMEOUT',
-                'ECA_MMDET_DOWNLOAD_TIMEOUT'):
+                'ECA_MMDET_DOWNLOAD_TIMEOUT', 'HF_HUB_CACHE'):
         monkeypatch.delenv(var, raising=False)
     return tmp_path
 
@@ -82,22 +88,32 @@ def test_a_file_system_without_locks_is_one_line_error(caches, monkeypatch,
     assert not [n for n in os.listdir(caches / 'eca') if 'partial' in n]
 
 
-def test_hub_lock_without_locks(caches, monkeypatch):
-    """The hub's cache: the same error, naming HF_HOME; huggingface_hub is
-    never asked to download."""
+@pytest.mark.parametrize('env', ['HF_HOME', 'HF_HUB_CACHE'])
+def test_hub_lock_without_locks(caches, monkeypatch, env):
+    """The hub's cache: the same error, naming HF_HUB_CACHE where it is set,
+    else HF_HOME, and saying to copy the whole repository folder (its lock
+    lies in .locks/); huggingface_hub is never asked to download."""
     hf = pytest.importorskip('huggingface_hub')
     from huggingface_hub import constants
     no_locks(monkeypatch, errno.ENOLCK)
-    monkeypatch.setattr(constants, 'HF_HUB_CACHE', str(caches / 'hub'))
+    hub = str(caches / 'hub')
+    monkeypatch.setattr(constants, 'HF_HUB_CACHE', hub)
+    if env == 'HF_HUB_CACHE':
+        monkeypatch.setenv('HF_HUB_CACHE', hub)
     calls = []
 
     def hf_hub_download(repo, name, local_files_only):
         calls.append(local_files_only)
         raise FileNotFoundError('not in the cache')
     monkeypatch.setattr(hf, 'hf_hub_download', hf_hub_download)
-    with pytest.raises(CheckpointError, match='HF_HOME') as e:
+    with pytest.raises(CheckpointError) as e:
         local_checkpoint('hf-hub:timm/tiny.test_in1k')
-    assert str(caches / 'hub' / '.locks') in str(e.value)
+    message = str(e.value)
+    for text in (osp.join(hub, '.locks'), f'Point {env} at',
+                 f'copy its whole models--timm--tiny.test_in1k folder into '
+                 f'{hub} (or give the path of its model.safetensors'):
+        assert text in message, (text, message)
+    assert 'copy it into' not in message
     assert calls == [True]  # only the cache was looked at
 
 
@@ -137,51 +153,146 @@ def held(path, ready, done):
     return thread
 
 
-def test_a_waiter_says_what_it_waits_for_and_gives_up(caches, monkeypatch):
-    """A holder that does not let go: the waiter notes who holds it at the
-    start and every LOG_EVERY seconds, polls with backoff and ends with our
-    error after ECA_MMDET_LOCK_TIMEOUT seconds."""
+class FakeClock:
+    """fetch_lock's clock (microseconds): only its sleeps advance it, each
+    first calling ``on_sleep(now)``."""
+
+    def __init__(self, monkeypatch):
+        self.now, self.on_sleep = 0., lambda now: None
+        monkeypatch.setattr(fl, 'time', SimpleNamespace(
+            monotonic=lambda: self.now, sleep=self.sleep, time=time.time))
+
+    def sleep(self, seconds):
+        self.on_sleep(self.now)
+        self.now = round(self.now + seconds, 6)
+
+
+def wait_on_held_lock(caches, monkeypatch, on_sleep=None):
+    """A waiter (1 s bound, a fake clock) on a lock that a thread holds with
+    a 1 MiB partial file; its error, notes, flock attempts and clock."""
     monkeypatch.setenv('ECA_MMDET_LOCK_TIMEOUT', '1')
-    notes = []  # (raising=False: the module before the bound lacked them)
+    notes = []
     for name, value in (('LOG_EVERY', 0.4), ('log_once', notes.append),
                         ('log_for_job', notes.append)):
-        monkeypatch.setattr(fl, name, value, raising=False)
+        monkeypatch.setattr(fl, name, value)
+    clock = FakeClock(monkeypatch)
     url = 'http://127.0.0.1:9/w/entry.pth'  # never asked: the lock is held
     path = str(caches / 'th' / 'hub' / 'checkpoints' / 'entry.pth')
     ready, done = threading.Event(), threading.Event()
     holder = held(path, ready, done)
+    if on_sleep:
+        clock.on_sleep = lambda now: on_sleep(path, now)
     attempts = []
 
     def flock(fd, operation):
         attempts.append(operation)
         return REAL_FLOCK(fd, operation)
     monkeypatch.setattr(fcntl, 'flock', flock)
-    errors = []
-
-    def wait():
-        try:
+    try:
+        with pytest.raises(CheckpointError) as e:
             local_checkpoint(url)
-        except CheckpointError as e:
-            errors.append(e)
-    waiter = threading.Thread(target=wait, daemon=True)
-    start = time.monotonic()
-    waiter.start()
-    waiter.join(30)  # bounds, generous for a loaded machine
-    took = time.monotonic() - start
-    done.set()
-    holder.join(10)
-    assert not waiter.is_alive(), 'the waiter still waits'
-    assert len(errors) == 1 and 0.9 < took < 15, (errors, took)
-    message = str(errors[0])
+    finally:
+        done.set()
+        holder.join(10)
+    message = str(e.value)
     assert '\n' not in message
-    for text in (f'{url}: gave up after waiting 1 s', f'process '
-                 f'{os.getpid()} on', '(1.0 MiB so far)',
-                 'ECA_MMDET_LOCK_TIMEOUT', 'tools/download_checkpoints.py'):
+    for text in (f'{url}: gave up waiting for process {os.getpid()} on',
+                 'nothing new for 1 s', 'ECA_MMDET_LOCK_TIMEOUT',
+                 'tools/download_checkpoints.py'):
         assert text in message, (text, message)
-    assert 2 <= len(notes) <= 4, notes  # at the start, then every 0.4 s
+    return message, notes, attempts, clock.now
+
+
+def test_a_waiter_says_what_it_waits_for_and_gives_up(caches, monkeypatch):
+    """A holder that does not let go: the waiter notes who holds it at the
+    start and every LOG_EVERY seconds, polls with backoff (0.1, 0.2, 0.4,
+    then up to the bound) and ends with our error after
+    ECA_MMDET_LOCK_TIMEOUT seconds without progress."""
+    message, notes, attempts, now = wait_on_held_lock(caches, monkeypatch)
+    assert '(1.0 MiB so far)' in message, message
+    assert now == 1.
+    assert len(notes) == 2, notes  # at 0 s, then the first poll after 0.4 s
     assert all('is fetching it; waiting for it' in n and
                f'process {os.getpid()} on' in n for n in notes), notes
-    assert len(attempts) <= 10, len(attempts)  # not every 0.05 s
+    locks = [op for op in attempts if op & fcntl.LOCK_EX]
+    assert len(locks) == 5, attempts  # at 0, 0.1, 0.3, 0.7 and 1 s
+
+
+def test_a_waiter_waits_while_the_download_grows(caches, monkeypatch):
+    """A slow but steady holder, still receiving after 3 times the bound:
+    the waiter waits; once the partial file stops growing it gives up, the
+    bound after the last growth it saw."""
+    grown = []
+
+    def grow(path, now):  # the holder receives 1 KiB during each poll
+        if now < 3:
+            with open(glob.glob(path + '.*.partial')[0], 'ab') as f:
+                f.write(b'x' * 1024)
+            grown.append(now)
+    message, _, _, now = wait_on_held_lock(caches, monkeypatch, grow)
+    assert grown[-1] > 2 and now > 3, (grown, now)
+    assert now == 4.5  # the last growth, seen at the poll at 3.5 s, + 1 s
+    assert '(1.0 MiB so far)' in message  # 1.0 + a few KiB
+
+
+def test_only_stale_partials_are_removed(tmp_path):
+    """Where locks are local to each host, two hosts may download at once:
+    a download removes the partial files of another host only when nothing
+    was written to them for the download timeout, those of this host when
+    their process is gone; after a failure, only its own."""
+    path = str(tmp_path / 'x.pth')
+    host = socket.gethostname()
+    dead = subprocess.Popen([sys.executable, '-c', ''])
+    dead.wait()
+    names = {'fresh, other host': f'other.example.{os.getpid()}.0123abcd',
+             'old, other host': f'other.example.{os.getpid()}.4567abcd',
+             'dead, this host': f'{host}.{dead.pid}.89abcdef',
+             'alive, this host': f'{host}.{os.getpid()}.0a1b2c3d'}
+    files = {k: f'{path}.{v}.partial' for k, v in names.items()}
+    for file in files.values():
+        open(file, 'wb').close()
+    old = time.time() - 61
+    os.utime(files['old, other host'], (old, old))
+    with pytest.raises(OSError, match='the transfer failed'):
+        with fl.download_slot(path, 'x', 'TORCH_HOME', 60) as tmp:
+            left = {k for k, f in files.items() if osp.exists(f)}
+            assert left == {'fresh, other host', 'alive, this host'}, left
+            for mine in (tmp, tmp + 'abcdefgh.part'):  # gdown's beside it
+                open(mine, 'wb').close()
+            raise OSError('the transfer failed')
+    assert sorted(glob.glob(path + '.*')) == sorted(
+        [files['fresh, other host'], files['alive, this host'],
+         path + '.lock'])
+
+
+def test_the_lock_file_is_group_writable(caches, monkeypatch):
+    """mode 0o664 whatever the umask: the members of a group that shares a
+    cache can all lock it; a lock file that cannot be opened names its
+    owner and what to do."""
+    path = str(caches / 'eca' / 'x.pth')
+    umask = os.umask(0o022)
+    try:
+        with fl.fetch_lock(path, 'x', 'ECA_MMDET_CHECKPOINTS'):
+            pass
+    finally:
+        os.umask(umask)
+    assert os.stat(path + '.lock').st_mode & 0o777 == 0o664
+    os.chmod(path + '.lock', 0o444)
+    real_open = os.open
+
+    def deny(file, flags, *args):  # as for another user (root may open it)
+        if file == path + '.lock' and flags & os.O_RDWR:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return real_open(file, flags, *args)
+    monkeypatch.setattr(os, 'open', deny)
+    with pytest.raises(CheckpointError) as e:
+        with fl.fetch_lock(path, 'x', 'ECA_MMDET_CHECKPOINTS'):
+            pass
+    owner = pwd.getpwuid(os.getuid()).pw_name
+    for text in (f'cannot open the lock file {path}.lock', os.strerror(
+            errno.EACCES), f'belongs to {owner}', 'group-writable',
+            'point ECA_MMDET_CHECKPOINTS at a cache of your own'):
+        assert text in str(e.value), (text, str(e.value))
 
 
 def test_a_bad_bound_is_one_line_error(caches, monkeypatch):

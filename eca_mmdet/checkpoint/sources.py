@@ -18,8 +18,9 @@ through :func:`~.safe_load.load_checkpoint_file`; a released file must also
 have the released depth, kernel sizes and keys) and only then moved into
 place, with its sha256 recorded beside it (``<file>.sha256``) and verified
 whenever it is used again. One process fetches each file, the others of a
-job wait for it (:mod:`.fetch_lock`, at most ``$ECA_MMDET_LOCK_TIMEOUT``
-seconds); only that one prints its progress. A transfer that receives
+job wait for it (:mod:`.fetch_lock`, until its partial file has received
+nothing new for ``$ECA_MMDET_LOCK_TIMEOUT`` seconds); only that one prints
+its progress. A transfer that receives
 nothing for ``$ECA_MMDET_DOWNLOAD_TIMEOUT`` seconds (default 60; the hub:
 ``HF_HUB_ETAG_TIMEOUT`` and ``HF_HUB_DOWNLOAD_TIMEOUT``, default 10) ends
 with an error. ``ECA_MMDET_NO_DOWNLOAD=1`` turns downloading off;
@@ -237,7 +238,8 @@ def _released(spec: str) -> str:
     url = os.environ.get(DRIVE_URL_ENV, DRIVE_URL).format(
         id=RELEASED_CHECKPOINTS[preset]['drive'])
     try:
-        with download_slot(path, spec, CACHE_ENV) as tmp:
+        with download_slot(path, spec, CACHE_ENV,
+                           download_timeout()) as tmp:
             if tmp is not None:  # None: fetched by another process meanwhile
                 log_for_job(f'{spec}: downloading {preset} from {url}')
                 if gdown.download(url=url, output=tmp, quiet=False,
@@ -328,8 +330,12 @@ def _hub(spec: str) -> str:
             # repository folders beside it
             entry = 'models--' + repo.replace('/', '--')
             lock = osp.join(HF_HUB_CACHE, '.locks', entry, 'eca_mmdet.lock')
-            with fetch_lock(osp.join(HF_HUB_CACHE, entry), spec, 'HF_HOME',
-                            lock_file=lock):
+            env = ('HF_HUB_CACHE' if os.environ.get('HF_HUB_CACHE')
+                   else 'HF_HOME')
+            copy = (f'copy its whole {entry} folder into {HF_HUB_CACHE} (or '
+                    f'give the path of its {HF_FILE} as the checkpoint)')
+            with fetch_lock(osp.join(HF_HUB_CACHE, entry), spec, env,
+                            lock_file=lock, copy=copy):
                 path = cached() or fetch(local_only=False)
         return path or fetch(local_only=True)  # offline: the hub's error
     except (CacheLockError, SettingError):
@@ -365,7 +371,8 @@ def _url(url: str) -> str:
             f'({NO_DOWNLOAD_ENV} is set): download it and save it as {path}')
     match = torch.hub.HASH_REGEX.search(osp.basename(path))
     try:
-        with download_slot(path, url, 'TORCH_HOME') as tmp:
+        with download_slot(path, url, 'TORCH_HOME',
+                           download_timeout()) as tmp:
             if tmp is not None:  # None: fetched by another process meanwhile
                 log_for_job(f'{url}: downloading to {path}')
                 download_url(url, tmp, match.group(1) if match else None)
