@@ -45,7 +45,8 @@ def train_and_log(tmp_path, enable):
                 'neck': dict(lr_mult=2.0)})),  # the toy has no neck
         auto_scale_lr=dict(base_batch_size=16, enable=enable),
         custom_hooks=[dict(type='BatchSizeLogHook')],
-        default_hooks=dict(checkpoint=None))
+        default_hooks=dict(checkpoint=None),
+        experiment_name=tmp_path.name)  # mmengine's logger is per name
     # the serialisable part as the Runner's cfg, as Runner.from_cfg has it
     plain = {k: v for k, v in cfg.items() if k != 'model'}
     plain['train_dataloader'] = dict(cfg['train_dataloader'], dataset=None)
@@ -63,7 +64,8 @@ def test_accumulation_line(tmp_path, enable):
     head = ('batch: 1 process(es) x 4 images x 4 accumulated iterations = 16 '
             'images per optimizer step; config base_batch_size 16; ')
     tail = ('; --auto-scale-lr counts the 4 images per iteration, not per '
-            'optimizer step (mmengine ignores accumulative_counts 4); lr '
+            'optimizer step (mmengine ignores accumulative_counts 4; the '
+            'linear rule for the 16 images per optimizer step gives 0.01); lr '
             'multipliers: backbone x0.1, neck x2 (no trainable parameter '
             'matches)')
     lr = ("lr 0.0025: --auto-scale-lr scaled the config's 0.01 by 4/16"

@@ -2,8 +2,12 @@
 mmdet's RoI extractors), sigmoid focal loss, deformable attention and NMS see
 float32 tensors and give what they give in float32; without it they fail or
 see bfloat16 (mmcv 2.1 lacks it); leaving the context restores mmdet and
-mmcv; the hook and ``--amp`` turn it on. All on the CPU: the CUDA-only
-kernels are replaced by recorders that compute the same in Python."""
+mmcv; the hook (in a real Runner, idle inside the context) and ``--amp`` turn
+it on, and ``tools/train.py`` restores it after a failed run. All on the
+CPU: the CUDA-only kernels are replaced by recorders that compute the same in
+Python."""
+import importlib.util
+import os.path as osp
 import sys
 from types import SimpleNamespace
 
@@ -14,10 +18,14 @@ from mmcv.ops import batched_nms, nms
 from mmcv.ops.multi_scale_deform_attn import (
     multi_scale_deformable_attn_pytorch,
 )
+from mmcv.ops.nms import NMSop
 from mmdet.models.dense_heads import rpn_head
 from mmdet.models.losses import focal_loss
 from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor
 from mmengine.config import Config
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from torch import nn
 
 from eca_mmdet import cli
 from eca_mmdet.engine import MMCVOpsInFP32Hook
@@ -163,6 +171,111 @@ def test_hook_turns_it_on_for_the_run():
         assert SingleRoIExtractor.forward.__wrapped__ is original
         hook.after_run(None)
         assert SingleRoIExtractor.forward is original
+
+
+def test_hook_inside_the_context_does_nothing():
+    """Within ``mmcv_ops_in_fp32()`` (``tools/train.py --amp``) the hook
+    neither replaces again nor restores the context's replacement."""
+    original = vars(NMSop)['forward']
+    with mmcv_ops_in_fp32():
+        patched = vars(NMSop)['forward']
+        hook = MMCVOpsInFP32Hook()
+        hook.before_run(None)
+        assert vars(NMSop)['forward'] is patched
+        hook.after_run(None)
+        assert vars(NMSop)['forward'] is patched
+    assert vars(NMSop)['forward'] is original
+
+
+class Toy(BaseModel):
+    """Records, at each training step, whether mmcv's NMS is replaced;
+    raises on the first step if ``fail``."""
+
+    def __init__(self, fail=False):
+        super().__init__()
+        self.linear = nn.Linear(2, 1)
+        self.fail, self.seen = fail, []
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        self.seen.append(hasattr(NMSop.forward, '__wrapped__'))
+        if self.fail:
+            raise RuntimeError('the run fails')
+        return dict(loss=self.linear(torch.stack(inputs)).pow(2).mean())
+
+
+def toy_runner(tmp_path, fail=False):
+    """A real mmengine Runner on the CPU, 2 iterations, with the hook."""
+    return Runner(
+        model=Toy(fail), work_dir=str(tmp_path), default_scope='mmdet',
+        train_dataloader=dict(
+            dataset=[dict(inputs=torch.ones(2))] * 4, batch_size=2,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='pseudo_collate')),
+        train_cfg=dict(by_epoch=True, max_epochs=1),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        custom_hooks=[dict(type='MMCVOpsInFP32Hook')],
+        default_hooks=dict(checkpoint=None),
+        experiment_name=tmp_path.name)  # mmengine's logger is per name
+
+
+def test_hook_in_a_runner(tmp_path):
+    original = vars(NMSop)['forward']
+    runner = toy_runner(tmp_path)
+    assert not hasattr(NMSop.forward, '__wrapped__')
+    runner.train()
+    assert runner.model.seen == [True, True]  # replaced while training
+    assert vars(NMSop)['forward'] is original  # and restored after
+
+
+def load_train_tool():
+    path = osp.join(osp.dirname(__file__), '..', 'tools', 'train.py')
+    spec = importlib.util.spec_from_file_location('train_tool', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_tool_restores_the_ops_after_a_failed_run(tmp_path,
+                                                       monkeypatch):
+    """mmengine calls no hook after an error: ``tools/train.py`` restores
+    mmcv's ops around a run whose config lists the hook."""
+    train = load_train_tool()
+    original = vars(NMSop)['forward']
+    runner = toy_runner(tmp_path, fail=True)
+    monkeypatch.setattr(train, 'build_cfg', lambda args: Config(dict(
+        custom_hooks=[dict(type='MMCVOpsInFP32Hook')])))
+    monkeypatch.setattr(train, 'parse_args', lambda argv: None)
+    monkeypatch.setattr(cli, 'build_runner', lambda cfg: runner)
+    with pytest.raises(RuntimeError, match='the run fails'):
+        train.main([])
+    assert runner.model.seen == [True]
+    assert vars(NMSop)['forward'] is original
+
+
+def test_train_tool_amp_config(tmp_path, monkeypatch):
+    """``--amp-dtype bfloat16`` (implies ``--amp``): one line on the CPU;
+    with a GPU the AMP wrapper with dynamic loss scaling (replacing the
+    config's) and the hook."""
+    train = load_train_tool()
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    config = tmp_path / 'amp.py'
+    config.write_text('optim_wrapper = dict(optimizer=dict(type="SGD", '
+                      'lr=0.01), loss_scale=512.)\n')
+    args = train.parse_args([str(config), '--amp-dtype', 'bfloat16',
+                             '--work-dir', str(tmp_path)])
+    monkeypatch.setattr(train, 'get_device', lambda: 'cpu')
+    with pytest.raises(cli.ConfigError, match='--amp needs a GPU'):
+        train.build_cfg(args)
+    monkeypatch.setattr(train, 'get_device', lambda: 'cuda')
+    cfg = train.build_cfg(args)
+    assert cfg.optim_wrapper == dict(
+        type='AmpOptimWrapper', optimizer=dict(type='SGD', lr=0.01),
+        loss_scale='dynamic', dtype='bfloat16')
+    assert 'MMCVOpsInFP32Hook' in [h['type'] for h in cfg.custom_hooks]
+    cfg = train.build_cfg(train.parse_args([str(config), '--work-dir',
+                                                  str(tmp_path)]))
+    assert 'type' not in cfg.optim_wrapper
+    assert 'MMCVOpsInFP32Hook' not in [h['type'] for h in cfg.custom_hooks]
 
 
 def test_use_amp_sets_the_wrapper_and_the_hook():

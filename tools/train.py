@@ -12,12 +12,14 @@ Example::
 """
 import argparse
 import sys
+from contextlib import nullcontext
 
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 from mmengine.device import get_device
 
 import eca_mmdet.engine  # noqa: F401  (opt-in: safe checkpoint I/O, hooks)
 from eca_mmdet import cli
+from eca_mmdet.layers.mmcv_ops_fp32 import mmcv_ops_in_fp32
 from eca_mmdet.utils import is_main_process
 
 
@@ -28,7 +30,8 @@ def parse_args(argv=None):
         '--amp', action='store_true', default=False,
         help='enable automatic-mixed-precision training (GPU): mmengine\'s '
         'AmpOptimWrapper, with mmcv\'s RoIAlign, focal loss, deformable '
-        'attention and NMS in float32 (MMCVOpsInFP32Hook)')
+        'attention and NMS in float32 (mmcv_ops_in_fp32, restored however '
+        'the run ends)')
     parser.add_argument(
         '--amp-dtype', choices=['float16', 'bfloat16'],
         help='the autocast dtype of --amp (implies --amp; default: the '
@@ -82,7 +85,11 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
     runner = cli.build_runner(cfg)
-    with cli.diagnose_data_errors(cfg):
+    # the hook cannot restore mmcv's ops after an error: the block does
+    fp32_ops = any(str(h.get('type')).endswith('MMCVOpsInFP32Hook')
+                   for h in cfg.get('custom_hooks') or [])
+    with cli.diagnose_data_errors(cfg), \
+            (mmcv_ops_in_fp32() if fp32_ops else nullcontext()):
         runner.train()
 
 

@@ -263,9 +263,12 @@ def use_safe_training_hooks(cfg: Config) -> None:
 
 
 def use_amp(cfg: Config, dtype: Optional[str] = None) -> None:
-    """Train with mmengine's ``AmpOptimWrapper`` (dynamic loss scaling) and
+    """Train with mmengine's ``AmpOptimWrapper`` with dynamic loss scaling
+    (``loss_scale='dynamic'``, replacing the config's ``loss_scale``) and
     :class:`MMCVOpsInFP32Hook`, which runs the mmcv ops that lack the
-    autocast dtype in float32: what ``--amp`` does.
+    autocast dtype in float32: what ``--amp`` does (``tools/train.py`` also
+    trains inside ``mmcv_ops_in_fp32()``, which restores the ops after an
+    error).
 
     Args:
         cfg (Config): The training config, changed in place.

@@ -47,7 +47,8 @@ class BatchSizeLogHook(Hook):
     images is 16 images at that lr unless ``--auto-scale-lr`` is given,
     which mmengine then scales linearly (``lr * total / base_batch_size``).
     mmengine's ``total`` is processes x images per process: it ignores
-    gradient accumulation, and the line says so when a run accumulates.
+    gradient accumulation, and when a run accumulates the line says so and
+    gives the lr the linear rule implies for the images per optimizer step.
     """
 
     priority = 'VERY_LOW'  # after mmengine has scaled and scheduled the lr
@@ -78,9 +79,13 @@ class BatchSizeLogHook(Hook):
                     line += (f' (--auto-scale-lr would use '
                              f'{config_lr * per_iter / base:g})')
             if base and accumulate > 1:
+                per_step = per_iter * accumulate
                 line += (f'; --auto-scale-lr counts the {per_iter} images '
                          f'per iteration, not per optimizer step (mmengine '
-                         f'ignores accumulative_counts {accumulate})')
+                         f'ignores accumulative_counts {accumulate}; the '
+                         f'linear rule for the {per_step} images per '
+                         f'optimizer step gives '
+                         f'{config_lr * per_step / base:g})')
         multipliers = lr_multipliers(runner)
         if multipliers:
             line += '; lr multipliers: ' + ', '.join(multipliers)

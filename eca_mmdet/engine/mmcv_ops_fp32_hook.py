@@ -1,5 +1,6 @@
 """Turn on :func:`~eca_mmdet.layers.mmcv_ops_fp32.mmcv_ops_in_fp32` for a
-run: what ``tools/train.py --amp`` adds, and what an AMP config lists."""
+run: what an AMP config lists (``tools/train.py --amp`` lists it too, and
+also runs training inside the context manager)."""
 from contextlib import ExitStack
 
 from mmdet.registry import HOOKS
@@ -14,8 +15,14 @@ class MMCVOpsInFP32Hook(Hook):
     NMS in float32 from ``before_run`` to ``after_run``, so that mixed
     precision in bfloat16 (which mmcv 2.1's kernels lack) or float16 reaches
     them in float32 while everything else runs in the low precision.
-    Process-wide while the run runs; a run that stops with an error leaves
-    it on.
+
+    Process-wide while the run runs. Where the replacement is already in
+    place (inside ``mmcv_ops_in_fp32()``, as ``tools/train.py`` runs with
+    ``--amp``) the hook does nothing and restores nothing. mmengine 0.10.7
+    calls no hook when a run stops with an error, so such a run leaves the
+    ops replaced: in a process that goes on after a failed run (a notebook,
+    a sweep), wrap ``runner.train()`` in ``with mmcv_ops_in_fp32():``, which
+    restores them however the block ends.
 
     Example (a config trained by mmdet's or our ``tools/train.py``)::
 

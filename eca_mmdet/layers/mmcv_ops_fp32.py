@@ -10,8 +10,8 @@ whose boxes CPU autocast leaves in bfloat16), and on CUDA RetinaNet and DINO
 :func:`mmcv_ops_in_fp32` runs exactly these ops in float32, as torchvision's
 autocast rules do for its own ``roi_align`` and ``nms``; every other op keeps
 the autocast dtype. It is opt-in (importing this module changes nothing):
-``tools/train.py --amp`` and configs turn it on through
-:class:`~eca_mmdet.engine.MMCVOpsInFP32Hook`.
+``tools/train.py --amp`` runs training inside it, and configs turn it on
+through :class:`~eca_mmdet.engine.MMCVOpsInFP32Hook`.
 
 While active it changes, process-wide:
 
@@ -44,6 +44,7 @@ from mmdet.models.roi_heads.roi_extractors import (
 )
 
 LOW_PRECISION = (torch.float16, torch.bfloat16)
+_active = False  # whether mmcv_ops_in_fp32 has its replacements in place
 
 
 def to_fp32(x):
@@ -140,13 +141,19 @@ def mmcv_ops_in_fp32() -> Iterator[None]:
     extractors), sigmoid focal loss, multi-scale deformable attention and
     NMS in float32 when they get float16/bfloat16 tensors (see the module's
     docstring); float32 inputs run exactly as without it. Modules imported
-    inside the context keep mmcv's own ``batched_nms``.
+    inside the context keep mmcv's own ``batched_nms``. Within an active
+    context (or a run of the hook) it does nothing: only the outermost one
+    replaces and restores.
 
     Example::
 
         with mmcv_ops_in_fp32(), torch.autocast('cuda', torch.bfloat16):
             losses = model.train_step(data, optim_wrapper)
     """
+    global _active
+    if _active:
+        yield
+        return
     with ExitStack() as stack:
         for extractor in (SingleRoIExtractor, GenericRoIExtractor):
             stack.enter_context(
@@ -157,4 +164,8 @@ def mmcv_ops_in_fp32() -> Iterator[None]:
                                      'apply', _fp32_deform_attn))
         stack.enter_context(_patched(NMSop, 'forward', _fp32_call))
         stack.enter_context(_patched_everywhere(batched_nms, _fp32_call))
-        yield
+        _active = True
+        try:
+            yield
+        finally:
+            _active = False
