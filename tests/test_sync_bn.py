@@ -5,11 +5,15 @@ config in configs/timm/):
 
 * ``sync_bn='torch'`` in a config: mmengine's ``convert_sync_batchnorm``,
   what the Runner calls on a distributed run;
-* ``norm_cfg=dict(type='SyncBN')`` where the backbone takes a ``norm_cfg``.
+* ``norm_cfg=dict(type='SyncBN')`` where the backbone takes a ``norm_cfg``;
+* ``sync_bn='mmcv'``: mmengine's conversion to mmcv's SyncBatchNorm (our
+  own backbones; on timm's BatchNormAct2d it is a one-line error).
 
-``SyncBatchNorm`` in eval mode needs no process group, so the CPU checks the
-converted backbone's features against the original's (random weights and
-batch-norm statistics, small inputs, quarter-width ResNets for speed)."""
+torch's ``SyncBatchNorm`` in eval mode needs no process group (mmcv's asks
+for the world size when built: a one-process gloo group), so the CPU checks
+the converted backbone's features against the original's (random weights
+and batch-norm statistics, small inputs, quarter-width ResNets for
+speed)."""
 import glob
 import os.path as osp
 import re
@@ -157,3 +161,17 @@ def test_mmcv_sync_bn_on_timm_batch_norm_act_fails_in_one_line(
     assert "BatchNormAct2d" in message and "sync_bn='torch'" in message
     assert 'mmcv.ops.sync_bn.SyncBatchNorm would drop its activation' in \
         message
+
+
+@pytest.mark.parametrize('name', BACKBONES)
+def test_sync_bn_mmcv_conversion_computes_the_same(name, process_group):
+    """``sync_bn='mmcv'`` on our own backbones: every batch norm becomes
+    mmcv's SyncBatchNorm (not a torch ``_BatchNorm``) and the eval-mode
+    features are the original's."""
+    ops = pytest.importorskip('mmcv.ops')
+    model = randomize_bn(MODELS.build(BACKBONES[name]))
+    want = features(model)
+    model = convert_sync_batchnorm(model, 'mmcv')
+    assert not any(isinstance(m, _BatchNorm) for m in model.modules())
+    assert any(isinstance(m, ops.SyncBatchNorm) for m in model.modules())
+    assert_same_features(features(model), want)

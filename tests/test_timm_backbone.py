@@ -14,7 +14,7 @@ import eca_mmdet  # noqa: F401
 from eca_mmdet.backbones import TIMM_ECA_MODELS
 from eca_mmdet.checkpoint import CheckpointError
 
-from helpers import randomize_bn
+from helpers import ROOT, randomize_bn
 
 timm = pytest.importorskip(
     'timm', reason='timm (with the torchvision of this torch) is not '
@@ -129,3 +129,25 @@ def test_timm_config_trains_on_generated_data(tmp_path):
     from tiny_training import train_tiny
     out = train_tiny('timm/retinanet_eca_resnext26ts.py', tmp_path)
     assert "type='ECATimmBackbone'" in out
+
+
+@pytest.mark.parametrize('version', ['1.0.21', '0.9.16'])
+def test_timm_below_the_floor_stops_in_one_line(monkeypatch, version):
+    from eca_mmdet.backbones.timm_backbone import TIMM_MIN, TimmVersionError
+    assert f'"timm>={TIMM_MIN}"' in open(f'{ROOT}/pyproject.toml').read()
+    monkeypatch.setattr(timm, '__version__', version)
+    with pytest.raises(TimmVersionError) as e:
+        ours('ecaresnet26t')
+    message = str(e.value)
+    assert '\n' not in message
+    assert f'found timm {version}' in message
+    assert 'pip install "timm>=1.0.30"' in message
+
+
+def test_norm_cfg_stops_in_one_line_pointing_to_sync_bn_torch():
+    from eca_mmdet.backbones.timm_backbone import NormCfgError
+    with pytest.raises(NormCfgError) as e:
+        ours('ecaresnet26t', norm_cfg=dict(type='SyncBN', requires_grad=True))
+    message = str(e.value)
+    assert '\n' not in message and isinstance(e.value, TypeError)
+    assert 'takes no norm_cfg' in message and "sync_bn='torch'" in message

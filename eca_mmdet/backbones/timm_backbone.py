@@ -24,6 +24,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from mmengine.model.utils import _BatchNormXd
+from mmengine.utils import digit_version
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..checkpoint import CheckpointError, extract_state_dict
@@ -37,12 +38,22 @@ from .pretrained_init import StrictPretrainedMixin
 
 #: timm's ECA architectures with ImageNet weights
 TIMM_ECA_MODELS: Sequence[str] = tuple(TIMM_WEIGHTS)
+#: the lowest timm release we support (as in pyproject.toml)
+TIMM_MIN = '1.0.30'
 #: the strides of mmdet's ResNet stages, out_indices 0..3
 STAGE_STRIDES = (4, 8, 16, 32)
 
 
 class TimmMissingError(ReadableError, ImportError):
     """timm is not installed."""
+
+
+class TimmVersionError(ReadableError, ImportError):
+    """timm is older than the lowest release we support."""
+
+
+class NormCfgError(ReadableError, TypeError):
+    """A ``norm_cfg`` given to timm's networks, which take none."""
 
 
 class SyncBNError(ReadableError, RuntimeError):
@@ -56,6 +67,12 @@ def _timm():
         raise TimmMissingError(
             f'ECATimmBackbone needs timm (and a torchvision that matches '
             f'torch): pip install "eca-mmdet[timm]" ({e})') from None
+    if digit_version(timm.__version__) < digit_version(TIMM_MIN):
+        raise TimmVersionError(
+            f'ECATimmBackbone needs timm >= {TIMM_MIN}, found timm '
+            f'{timm.__version__} (earlier releases report wrong feature '
+            f'widths or cannot map the weights): pip install '
+            f'"timm>={TIMM_MIN}"')
     return timm
 
 
@@ -107,6 +124,11 @@ class ECATimmBackbone(StrictPretrainedMixin, BaseModule):
                  **timm_kwargs):
         super().__init__(init_cfg)
         timm = _timm()
+        if 'norm_cfg' in timm_kwargs:
+            raise NormCfgError(
+                f'ECATimmBackbone({model_name}) takes no norm_cfg (timm\'s '
+                f'networks take none); for SyncBN give sync_bn=\'torch\' in '
+                f'the config (mmengine converts every batch norm)')
         if not set(out_indices) <= set(range(len(STAGE_STRIDES))):
             raise ValueError(f'out_indices {tuple(out_indices)}: each must '
                              f'be 0-3 (the stride 4, 8, 16, 32 features)')
@@ -174,8 +196,17 @@ class ECATimmBackbone(StrictPretrainedMixin, BaseModule):
         They make each batch norm a plain ``SyncBatchNorm`` (or mmengine's
         ``_BatchNormXd``); one that was timm's ``BatchNormAct2d`` keeps its
         ``drop`` and ``act`` children but no longer calls them. Its class
-        becomes timm's for it again: ``SyncBatchNormAct`` (what
-        ``timm.layers.convert_sync_batchnorm`` builds) or ``BatchNormAct2d``.
+        becomes timm's for it again: ``SyncBatchNormAct`` or
+        ``BatchNormAct2d``.
+
+        timm's own ``timm.layers.convert_sync_batchnorm`` cannot be called
+        instead: with ``sync_bn='torch'`` the Runner calls mmengine's
+        converter on the whole detector, which builds the plain layers
+        itself; the first code of ours that sees them is this method, as it
+        puts the converted network back. The result is what timm's
+        converter builds, the same class for every module, and computes
+        what the unconverted network computes (tested in
+        ``tests/test_sync_bn.py`` for every timm architecture we configure).
 
         Raises:
             SyncBNError: A ``BatchNormAct2d`` was converted to another class
