@@ -62,9 +62,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -c "import mmcv.ops, mmdet, timm, eca_mmdet; print('eca_mmdet', eca_mmdet.__version__, 'ready: mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'timm', timm.__version__)"
 	@touch $(STAMP)
 
+# the suite in two processes (pytest-xdist, one test file per process at a
+# time, so that module fixtures are built once); one torch thread each
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
 test: install
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 demo: install
 	$(PY) tools/demo.py $(ARGS)
@@ -108,7 +112,7 @@ $(DEPLOY_STAMP): $(COMPAT_STAMP)
 	@touch $(DEPLOY_STAMP)
 
 test-compat: $(COMPAT_STAMP) $(DEPLOY_STAMP)
-	$(COMPAT_PY) -m pytest -q tests
+	$(COMPAT_PY) -m pytest -q $(PYTEST_ARGS) tests
 
 fuzz-compat: $(COMPAT_STAMP)
 	$(COMPAT_PY) tests/fuzzing.py $(ARGS)
