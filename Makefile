@@ -11,16 +11,17 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.eca_mmdet_installed
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PYTAG  := $(shell python3 -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+ARCH   := $(shell uname -m)
 # `torch==2.13.0` alone would take a local `+cpu` build where one lies in
 # pip's find-links, and PyPI's torchvision 0.28 does not load beside that
 TORCH_STACK := 'torch==2.13.0,!=2.13.0+cpu' torchvision==0.28.0
-MMCV_WHEELS ?= $(HOME)/.cache/eca-mmdet/wheels/mmcv-2.1.0_torch-2.13.0_$(PYTAG)
+MMCV_WHEELS ?= $(HOME)/.cache/eca-mmdet/wheels/mmcv-2.1.0_torch-2.13.0_$(PYTAG)_$(ARCH)_cpuops
 
 COMPAT_VENV  ?= .venv-compat
 COMPAT_PY    := $(COMPAT_VENV)/bin/python
 COMPAT_PIP   := $(COMPAT_PY) -m pip
 COMPAT_STAMP := $(COMPAT_VENV)/.eca_mmdet_installed
-COMPAT_WHEELS ?= $(HOME)/.cache/eca-mmdet/wheels/mmcv-2.1.0_torch-2.1.2_$(PYTAG)
+COMPAT_WHEELS ?= $(HOME)/.cache/eca-mmdet/wheels/mmcv-2.1.0_torch-2.1.2_$(PYTAG)_$(ARCH)_cpuops
 # mmdeploy 1.3.1 exports on torch 2.1 (not 2.13); its onnxruntime custom
 # operators are built against onnxruntime 1.15.1
 DEPLOY_STAMP := $(COMPAT_VENV)/.mmdeploy_installed
@@ -32,15 +33,23 @@ COMPAT_STACK := torch==2.1.2 'numpy<2'
 COMPAT_FLOORS := torchvision==0.16.2 timm==1.0.30 filelock==3.30.0 gdown==6.3.0
 TEST_DEPS    := pytest pytest-xdist hypothesis gdown huggingface_hub onnx onnxscript onnxruntime faster-coco-eval
 
-# mmcv is built with --no-cache-dir into a folder named for the torch it is
-# built against and installed from there: pip's cache keys its wheel by name
-# and version only, and a wheel built for another torch fails with undefined
-# symbols. $(1): the venv's python, $(2): the folder.
+# mmcv is built with --no-cache-dir into a folder named for the torch, the
+# Python and the CPU it is built for, and installed from there (replacing an
+# mmcv built for another torch): pip's cache keys its wheel by name and
+# version only, and a wheel built for another torch fails with undefined
+# symbols. The build hides any GPU (CUDA_VISIBLE_DEVICES=), so these are CPU
+# ops, the same on every machine; a GPU node builds its CUDA ops with
+# tools/offline_install.py. The wheel is built in a private folder and moved
+# in whole. $(1): the venv's python, $(2): the folder.
 define install_mmcv
-	test -n "$$(ls $(2)/mmcv-2.1.0-*.whl 2>/dev/null)" || \
-	  MAX_JOBS=$(JOBS) $(1) -m pip wheel --no-build-isolation --no-deps \
-	  --no-cache-dir -w $(2) mmcv==2.1.0
-	$(1) -m pip install --no-deps $(2)/mmcv-2.1.0-*.whl
+	test -n "$$(ls $(2)/mmcv-2.1.0-*.whl 2>/dev/null)" || { \
+	  rm -rf $(2).tmp-$$$$ && \
+	  CUDA_VISIBLE_DEVICES= MAX_JOBS=$(JOBS) $(1) -m pip wheel \
+	    --no-build-isolation --no-deps --no-cache-dir -w $(2).tmp-$$$$ \
+	    mmcv==2.1.0 && \
+	  mkdir -p $(2) && mv $(2).tmp-$$$$/mmcv-2.1.0-*.whl $(2)/ && \
+	  rm -rf $(2).tmp-$$$$; }
+	$(1) -m pip install --no-deps --force-reinstall $(2)/mmcv-2.1.0-*.whl
 endef
 
 .PHONY: install test demo benchmark figures gpu-bundle test-compat fuzz fuzz-compat clean-venv

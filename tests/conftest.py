@@ -43,14 +43,26 @@ def demo_run(tmp_path_factory):
     tests that read a trained model (test, infer) or compare with an
     uninterrupted run (kill and resume): 16 generated training images, 8
     for validation, 3 epochs of 4 iterations, deterministic on one thread.
-    Returns ``(data_root, work_dir, printed)``."""
+    Trained once per suite run, whichever pytest-xdist worker asks first
+    (under a file lock in the workers' common temporary folder); nothing
+    writes into it afterwards. Returns ``(data_root, work_dir, printed)``.
+    """
+    from filelock import FileLock
+
     from eca_mmdet.datasets import generate_dataset
 
     from demo_training import train_demo
-    root = osp.join(str(tmp_path_factory.mktemp('shapes')), '')
-    generate_dataset(root, num_train=16, num_val=8, seed=3, progress=False)
-    work = str(tmp_path_factory.mktemp('demo_run'))
-    r = train_demo(root, work)
-    printed = r.stdout + r.stderr
-    assert r.returncode == 0, printed[-3000:]
-    return root, work, printed
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        base = base.parent  # shared by this run's workers
+    root = osp.join(str(base / 'demo_shapes'), '')
+    work, printed = base / 'demo_run', base / 'demo_run.out'
+    with FileLock(str(base / 'demo_run.lock')):
+        if not printed.is_file():
+            generate_dataset(root, num_train=16, num_val=8, seed=3,
+                             progress=False)
+            r = train_demo(root, str(work))
+            out = r.stdout + r.stderr
+            assert r.returncode == 0, out[-3000:]
+            printed.write_text(out)
+    return root, str(work), printed.read_text()

@@ -134,6 +134,6 @@ def test_metafile_models_exist_and_build(metafile, model):
     if Config.fromfile(path).model.backbone.type == 'ECATimmBackbone' and \
             not timm_available():
         pytest.skip('timm (with the torchvision of this torch) is not '
-                    'installed here; make test builds it in .venv-compat')
+                    'installed here: pip install "eca-mmdet[timm]"')
     _, built = build(path)
     assert n_params(built) > 1_000_000, m['Name']

@@ -70,7 +70,8 @@ def injector(tmp_path_factory):
     (inj / 'eca_fault_injection.py').write_text(INJECTOR)
     (inj / 'config.py').write_text(
         f'_base_ = [{CONFIG!r}]\n'
-        "custom_imports = dict(imports=['eca_mmdet', 'eca_fault_injection'],"
+        "custom_imports = dict(imports=['eca_mmdet', 'eca_mmdet.engine', "
+        "'eca_fault_injection'],"
         ' allow_failed_imports=False)\n')
     return str(inj)
 

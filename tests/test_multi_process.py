@@ -183,6 +183,13 @@ def test_dist_train_fetches_once_per_job(shapes, configs, tmp_path):
                      'the config, not scaled (--auto-scale-lr would use '
                      '0.005)'):
             assert out.count(once) == 1, (once, out[-3000:])
+        # a gloo job of 2 processes, as mmengine counts it; only rank 0
+        # writes the checkpoint and the log
+        assert 'Distributed training: True' in out
+        assert 'GPU number: 2' in out
+        w1 = tmp_path / 'w1'
+        assert [p.name for p in w1.glob('*.pth')] == ['epoch_1.pth']
+        assert len(list(w1.glob('*/*.log'))) == 1
         r = dist_train(configs / 'pretrained.py', shapes, tmp_path / 'w2',
                        env, extra=['train_cfg.max_epochs=1'])
         assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
