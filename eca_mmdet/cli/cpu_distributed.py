@@ -7,6 +7,7 @@ torch. Here the process group is created with gloo before the Runner is built
 (mmengine then skips its own initialisation) and the model is wrapped by
 :class:`MMCPUDistributedDataParallel`, which drops ``device_ids``.
 """
+import gc
 import os
 
 import torch
@@ -52,7 +53,8 @@ def teardown_distributed(sync: bool = True) -> None:
     Leaving a gloo group to the interpreter's shutdown lets its worker
     threads be destroyed while still joinable, which aborts the process
     (``terminate called without an active exception``, SIGABRT) after
-    training has already finished.
+    training has already finished; so does a group that a finished
+    runner's model wrapper still holds when the interpreter exits.
 
     Args:
         sync (bool): Wait for every rank first (a barrier), so no rank tears
@@ -60,6 +62,10 @@ def teardown_distributed(sync: bool = True) -> None:
             error path, where the other ranks may never reach the barrier.
     """
     if dist.is_available() and dist.is_initialized():
+        # the finished runner's DDP wrapper (kept by reference cycles until
+        # a collection) holds the group: free it now, so that destroying
+        # the group joins gloo's threads here, not at interpreter shutdown
+        gc.collect()
         if sync:
             dist.barrier()
         dist.destroy_process_group()
