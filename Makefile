@@ -73,7 +73,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 # the suite in two processes (pytest-xdist, one test file per process at a
 # time, so that module fixtures are built once); one torch thread each
-PYTEST_ARGS ?= -n 2 --dist loadfile
+PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
 
 test: install
 	$(PY) -m ruff check .
