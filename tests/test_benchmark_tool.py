@@ -15,7 +15,7 @@ import pytest
 import torch
 from mmengine.logging import MMLogger
 
-from eca_mmdet.utils.timing import no_tf32, paired_ratio
+from eca_mmdet.utils.timing import no_tf32, paired_ratio, tf32
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -43,19 +43,8 @@ def tf32_off():
 @pytest.fixture
 def tf32_on():
     """TF32 allowed in cuBLAS and cuDNN for the test, restored after."""
-    b = torch.backends
-    if hasattr(b, 'fp32_precision'):
-        flags = [(b.cuda.matmul, 'fp32_precision', 'tf32'),
-                 (b.cudnn.conv, 'fp32_precision', 'tf32')]
-    else:
-        flags = [(b.cuda.matmul, 'allow_tf32', True),
-                 (b.cudnn, 'allow_tf32', True)]
-    saved = [getattr(o, n) for o, n, _ in flags]
-    for o, n, v in flags:
-        setattr(o, n, v)
-    yield
-    for (o, n, _), v in zip(flags, saved):
-        setattr(o, n, v)
+    with tf32(True):
+        yield
 
 
 def autocast_on():

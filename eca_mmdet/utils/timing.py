@@ -50,19 +50,24 @@ def setup_device(device, prog):
 
 
 @contextmanager
-def no_tf32():
-    """Float32 matmuls and convolutions computed in float32 until exit: TF32
-    off in cuBLAS and cuDNN (``fp32_precision = 'ieee'`` from torch 2.9,
+def tf32(allowed):
+    """TF32 allowed (``True``) or not in cuBLAS and cuDNN until exit, set
+    through the API of the running torch (``fp32_precision`` from torch 2.9,
     which refuses the older ``allow_tf32`` flags once it is used;
-    ``allow_tf32 = False`` before). Wrap the whole step, backward included.
+    ``allow_tf32`` before); the previous flags are restored on exit.
+
+    Args:
+        allowed (bool): Whether float32 matmuls and convolutions may run in
+            TF32.
     """
     b = torch.backends
     if hasattr(b, 'fp32_precision'):
-        flags = [(b.cuda.matmul, 'fp32_precision', 'ieee'),
-                 (b.cudnn.conv, 'fp32_precision', 'ieee')]
+        value = 'tf32' if allowed else 'ieee'
+        flags = [(b.cuda.matmul, 'fp32_precision', value),
+                 (b.cudnn.conv, 'fp32_precision', value)]
     else:
-        flags = [(b.cuda.matmul, 'allow_tf32', False),
-                 (b.cudnn, 'allow_tf32', False)]
+        flags = [(b.cuda.matmul, 'allow_tf32', allowed),
+                 (b.cudnn, 'allow_tf32', allowed)]
     saved = [getattr(obj, name) for obj, name, _ in flags]
     try:
         for obj, name, value in flags:
@@ -71,6 +76,12 @@ def no_tf32():
     finally:
         for (obj, name, _), value in zip(flags, saved):
             setattr(obj, name, value)
+
+
+def no_tf32():
+    """Float32 matmuls and convolutions computed in float32 until exit
+    (:func:`tf32` off). Wrap the whole step, backward included."""
+    return tf32(False)
 
 
 def autocast(device, precision):
