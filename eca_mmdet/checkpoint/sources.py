@@ -240,7 +240,8 @@ def _released(spec: str) -> str:
     try:
         with download_slot(path, spec, CACHE_ENV,
                            download_timeout()) as tmp:
-            if tmp is not None:  # None: fetched by another process meanwhile
+            fetched = tmp is not None  # else another process fetched it
+            if fetched:
                 log_for_job(f'{spec}: downloading {preset} from {url}')
                 if gdown.download(url=url, output=tmp, quiet=False,
                                   timeout=download_timeout()) is None:
@@ -257,7 +258,8 @@ def _released(spec: str) -> str:
             f'could not fetch {spec} from {url} ({_reason(e)}). This happens '
             f'offline, behind a firewall or over Google Drive\'s download '
             f'quota. ' + manual) from None
-    return _verify_recorded(path)
+    # checked and recorded just now, or by the process we waited for
+    return path if fetched else _verify_recorded(path)
 
 
 # -- the Hugging Face hub ----------------------------------------------------
@@ -373,7 +375,8 @@ def _url(url: str) -> str:
     try:
         with download_slot(path, url, 'TORCH_HOME',
                            download_timeout()) as tmp:
-            if tmp is not None:  # None: fetched by another process meanwhile
+            fetched = tmp is not None  # else another process fetched it
+            if fetched:
                 log_for_job(f'{url}: downloading to {path}')
                 download_url(url, tmp, match.group(1) if match else None)
                 _into_cache(tmp, path, load_checkpoint_file)
@@ -384,7 +387,7 @@ def _url(url: str) -> str:
         raise CheckpointError(
             f'could not fetch {url} ({_reason(e)}): download it and give '
             f'its path, or save it as {path}') from None
-    return _verify_recorded(path)
+    return path if fetched else _verify_recorded(path)
 
 
 def download_url(url: str, dst: str, hash_prefix: Optional[str] = None):
